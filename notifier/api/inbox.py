@@ -1,0 +1,39 @@
+"""The caller's own inbox: list, read state."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from notifier.auth.deps import CurrentUser, RuntimeDep
+from notifier.schemas import Inbox, NotificationOut, ReadAllResult
+
+router = APIRouter(prefix="/notifications", tags=["inbox"])
+
+
+@router.get("", response_model=Inbox)
+async def list_inbox(
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[int | None, Query(ge=1, description="Only ids below this one")] = None,
+    unread: Annotated[bool, Query(description="Only unread notifications")] = False,
+) -> Inbox:
+    """The caller's notifications, newest first, and how many are unread in all."""
+    items, unread_count = await runtime.store.inbox(user.id, limit, before, unread)
+    return Inbox(items=items, unread_count=unread_count)
+
+
+@router.post("/read-all", response_model=ReadAllResult)
+async def mark_all_read(user: CurrentUser, runtime: RuntimeDep) -> ReadAllResult:
+    return ReadAllResult(updated=await runtime.store.mark_all_read(user.id))
+
+
+@router.post("/{notification_id}/read", response_model=NotificationOut)
+async def mark_read(
+    notification_id: int, user: CurrentUser, runtime: RuntimeDep
+) -> NotificationOut:
+    """Mark one of the caller's notifications read. Anyone else's id answers 404."""
+    notification = await runtime.store.mark_read(user.id, notification_id)
+    if notification is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="notification not found")
+    return notification

@@ -1,0 +1,130 @@
+"""`/ws`: one authenticated socket per device, receiving that user's notifications.
+
+The token is checked before the socket joins anything. A rejected socket is still
+accepted and then closed with 1008 and a reason: closing before `accept()` turns into
+an HTTP 403 under uvicorn, which a browser cannot tell from a network failure.
+"""
+
+import asyncio
+import time
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
+
+from notifier.auth.deps import COOKIE_NAME, get_runtime
+from notifier.auth.tokens import TokenClaims, TokenError
+from notifier.db.store import StoredUser
+from notifier.delivery import closes
+from notifier.delivery.closes import Close
+from notifier.delivery.connection import Connection, SocketGone
+from notifier.runtime import Runtime
+
+router = APIRouter()
+
+
+def _origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        # Only browsers send cookies on their own, and browsers always send Origin.
+        return True
+    if origin.rstrip("/") in allowed:
+        return True
+    return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
+
+
+def _bearer(websocket: WebSocket) -> str | None:
+    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def _authenticate(
+    websocket: WebSocket, runtime: Runtime
+) -> tuple[StoredUser, TokenClaims] | Close:
+    token = websocket.query_params.get("token") or _bearer(websocket)
+    if not token:
+        token = websocket.cookies.get(COOKIE_NAME)
+        if token and not _origin_allowed(websocket, runtime.settings.allowed_origins):
+            return closes.ORIGIN_NOT_ALLOWED
+    if not token:
+        return closes.NO_TOKEN
+    try:
+        return await runtime.accounts.resolve(token)
+    except TokenError as exc:
+        return closes.rejected(exc.reason)
+
+
+def _parse_since(websocket: WebSocket) -> int | Close | None:
+    raw = websocket.query_params.get("since")
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        return closes.INVALID_SINCE
+    return int(raw)
+
+
+@router.websocket("/ws")
+async def notification_socket(websocket: WebSocket) -> None:
+    runtime = get_runtime(websocket)
+    auth = await _authenticate(websocket, runtime)
+    since = _parse_since(websocket)
+    await websocket.accept()
+    rejection = auth if isinstance(auth, Close) else since if isinstance(since, Close) else None
+    if rejection is not None:
+        await websocket.close(*rejection)
+        return
+    assert not isinstance(auth, Close) and not isinstance(since, Close)
+    user, claims = auth
+    await _serve(websocket, runtime, user, claims, since)
+
+
+async def _serve(
+    websocket: WebSocket, runtime: Runtime, user: StoredUser, claims: TokenClaims, since: int | None
+) -> None:
+    settings = runtime.settings
+
+    async def send_text(frame: str) -> None:
+        try:
+            await websocket.send_text(frame)
+        except (WebSocketDisconnect, WebSocketDisconnected, OSError) as exc:
+            raise SocketGone from exc
+
+    connection = Connection(
+        user.username,
+        send_text,
+        websocket.close,
+        queue_size=settings.ws_queue_size,
+        close_timeout=settings.ws_close_timeout,
+    )
+    # Register before replaying: anything stored from here on is either in the replay
+    # or queued live, and the connection's cursor drops whichever copy comes second.
+    if not runtime.hub.register(connection):
+        await websocket.close(*closes.SHUTDOWN)
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        connection.start(since, runtime.notifications.replay(user.id))
+        try:
+            # One deadline serves both token expiry and a close begun elsewhere (queue
+            # overflow, shutdown), which moves it to now so this reader stops waiting.
+            async with asyncio.timeout_at(
+                loop.time() + claims.expires_at - time.time()
+            ) as deadline:
+                connection.on_closed = lambda: deadline.reschedule(loop.time())
+                await _read_until_disconnect(websocket)
+        except TimeoutError:
+            connection.on_closed = None
+            if not connection.closing:
+                await connection.close(closes.TOKEN_EXPIRED)
+    finally:
+        connection.on_closed = None
+        runtime.hub.unregister(connection)
+        await connection.stop_writer()
+
+
+async def _read_until_disconnect(websocket: WebSocket) -> None:
+    # Clients have nothing to say yet; keep reading so disconnects are seen at once.
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return

@@ -1,0 +1,56 @@
+"""The app factory: `create_app(settings)` builds one Notifier ASGI app."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from notifier import __version__
+from notifier.api import auth, health, inbox, notifications, users, ws
+from notifier.db.store import UsernameTakenError
+from notifier.delivery.service import UnknownUsersError
+from notifier.middleware import BodySizeLimitMiddleware
+from notifier.runtime import Runtime
+from notifier.settings import Settings
+
+DESCRIPTION = """
+Authenticated live notifications. Log in at `POST /token`, open a WebSocket at
+`/ws?token=...` (or with the `access_token` cookie, or `Authorization: Bearer`), and
+receive `{"type": "notification", "notification": {...}}` text frames. Add
+`since=<last id>` to replay what was stored while you were away. A rejected socket is
+closed with code 1008 and a reason; see the README's client protocol for every code.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()  # type: ignore[call-arg]  # read from env / .env
+    runtime = Runtime.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title="Notifier", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.runtime = runtime
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_size)
+    for router in (auth.router, users.router, notifications.router, inbox.router, health.router):
+        app.include_router(router)
+    app.include_router(ws.router)
+
+    @app.exception_handler(UnknownUsersError)
+    async def _unknown_users(_request: Request, exc: UnknownUsersError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "unknown users", "usernames": exc.usernames},
+            status_code=status.HTTP_404_NOT_FOUND,
+        )
+
+    @app.exception_handler(UsernameTakenError)
+    async def _username_taken(_request: Request, _exc: UsernameTakenError) -> JSONResponse:
+        return JSONResponse({"detail": "username taken"}, status_code=status.HTTP_409_CONFLICT)
+
+    return app

@@ -1,0 +1,1 @@
+"""Passwords, tokens, and the FastAPI dependencies that join them to users."""

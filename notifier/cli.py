@@ -1,0 +1,131 @@
+"""The `notifier` command: serve, migrate, create-user, init-env."""
+
+import asyncio
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from notifier.settings import Settings
+
+app = typer.Typer(help="Notifier: authenticated live notifications.", no_args_is_help=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        missing = [".".join(map(str, e["loc"])) for e in exc.errors()]
+        typer.echo(
+            "Invalid or missing settings: "
+            + ", ".join(f"NOTIFIER_{name.upper()}" for name in missing)
+            + "\nSet them in the environment or in .env (run `notifier init-env` to create one).",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
+
+
+async def _ensure_admin(settings: Settings) -> None:
+    from notifier.runtime import Runtime
+
+    if not settings.admin_username or settings.admin_password is None:
+        return
+    runtime = Runtime.build(settings)
+    try:
+        created = await runtime.accounts.ensure_user(
+            settings.admin_username, settings.admin_password.get_secret_value(), is_admin=True
+        )
+    finally:
+        await runtime.store.close()
+    if created:
+        typer.echo(f"Created admin user {settings.admin_username!r}.", err=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (NOTIFIER_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (NOTIFIER_PORT).")] = None,
+) -> None:
+    """Apply pending migrations, create the first admin if configured, then serve."""
+    from notifier.migrate import upgrade
+    from notifier.server import serve as run_server
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    asyncio.run(_ensure_admin(settings))
+    run_server(settings, host or settings.host, port or settings.port)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    from notifier.migrate import upgrade
+
+    upgrade(_settings().database_url)
+
+
+@app.command("create-user")
+def create_user(
+    username: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create a user. The password comes from a prompt, or stdin with --password-stdin."""
+    from notifier.db.store import UsernameTakenError
+    from notifier.migrate import upgrade
+    from notifier.runtime import Runtime
+    from notifier.schemas import UserCreate
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        body = UserCreate(username=username, password=password, is_admin=admin)
+    except ValidationError as exc:
+        for error in exc.errors():
+            typer.echo(f"{error['loc'][0]}: {error['msg']}", err=True)
+        raise typer.Exit(2) from exc
+
+    settings = _settings()
+    upgrade(settings.database_url)
+
+    async def create() -> None:
+        runtime = Runtime.build(settings)
+        try:
+            await runtime.accounts.create_user(body.username, body.password, body.is_admin)
+        finally:
+            await runtime.store.close()
+
+    try:
+        asyncio.run(create())
+    except UsernameTakenError:
+        typer.echo(f"User {username!r} already exists.", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Created {'admin' if admin else 'user'} {username!r}.")
+
+
+@app.command("init-env")
+def init_env(
+    path: Annotated[Path, typer.Option(help="The env file to create or complete.")] = Path(".env"),
+) -> None:
+    """Create .env with a generated secret key and admin password, keeping what is set."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    present = {line.split("=", 1)[0].strip() for line in lines if "=" in line}
+    added: list[str] = []
+    if "NOTIFIER_SECRET_KEY" not in present:
+        added.append(f"NOTIFIER_SECRET_KEY={secrets.token_urlsafe(48)}")
+    if "NOTIFIER_ADMIN_USERNAME" not in present:
+        added.append("NOTIFIER_ADMIN_USERNAME=admin")
+    if "NOTIFIER_ADMIN_PASSWORD" not in present:
+        password = secrets.token_urlsafe(18)
+        added.append(f"NOTIFIER_ADMIN_PASSWORD={password}")
+        typer.echo(f"Admin login: admin / {password} (kept in {path})", err=True)
+    if added:
+        path.write_text("\n".join([*lines, *added]) + "\n")
+        path.chmod(0o600)

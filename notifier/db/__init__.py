@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models and the store, the only place that opens sessions."""

@@ -1,0 +1,33 @@
+"""The close codes and reasons a client sees, in one place so docs and code agree.
+
+- 1008 (policy violation): the credentials are not acceptable. The reason says which:
+  "no token", "invalid token", "token expired", "unknown user", "origin not allowed",
+  "invalid since". Log in again (or renew the token) before reconnecting.
+- 1011 (internal error): the server failed this socket; reconnect with `since`.
+- 1012 (service restart): the server is shutting down; reconnect with `since`, after a
+  short random delay.
+- 1013 (try again later): the socket fell too far behind (its queue overflowed);
+  reconnect with `since` to catch up from the store.
+"""
+
+from typing import NamedTuple
+
+
+class Close(NamedTuple):
+    code: int
+    reason: str
+
+
+POLICY_VIOLATION = 1008
+
+TOKEN_EXPIRED = Close(POLICY_VIOLATION, "token expired")
+ORIGIN_NOT_ALLOWED = Close(POLICY_VIOLATION, "origin not allowed")
+NO_TOKEN = Close(POLICY_VIOLATION, "no token")
+INVALID_SINCE = Close(POLICY_VIOLATION, "invalid since")
+INTERNAL_ERROR = Close(1011, "internal error")
+SHUTDOWN = Close(1012, "server restarting")
+QUEUE_OVERFLOW = Close(1013, "slow consumer")
+
+
+def rejected(reason: str) -> Close:
+    return Close(POLICY_VIOLATION, reason)

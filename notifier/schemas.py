@@ -1,0 +1,124 @@
+"""Request and response models shared by the REST API and the socket messages."""
+
+import re
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
+MAX_DATA_BYTES = 16 * 1024
+MAX_RECIPIENTS = 1000
+
+Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every timestamp we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def _check_data_size(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(orjson.dumps(value))
+    if size > MAX_DATA_BYTES:
+        raise ValueError(f"data is {size} bytes as JSON; the limit is {MAX_DATA_BYTES}")
+    return value
+
+
+NotificationData = Annotated[dict[str, Any], AfterValidator(_check_data_size)]
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: Username
+    password: Annotated[str, StringConstraints(min_length=8, max_length=1024)]
+    is_admin: bool = False
+
+
+class UserOut(BaseModel):
+    username: str
+    is_admin: bool
+    created_at: UtcDatetime
+
+
+class Me(UserOut):
+    open_sockets: int = Field(description="WebSockets this user has open on this server.")
+
+
+class NotificationContent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    body: Annotated[str, StringConstraints(max_length=4000)] = ""
+    data: NotificationData = Field(default_factory=dict)
+
+
+def _unique(names: list[str]) -> list[str]:
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
+    if duplicates:
+        raise ValueError(f"usernames must be unique; repeated: {', '.join(duplicates)}")
+    return names
+
+
+class MultiNotificationCreate(NotificationContent):
+    usernames: Annotated[
+        list[Username],
+        Field(min_length=1, max_length=MAX_RECIPIENTS),
+        AfterValidator(_unique),
+    ]
+
+
+class NotificationOut(BaseModel):
+    id: int
+    username: str
+    title: str
+    body: str
+    data: dict[str, Any]
+    created_at: UtcDatetime
+    read: bool
+
+
+class NotificationList(BaseModel):
+    notifications: list[NotificationOut]
+
+
+class Inbox(BaseModel):
+    items: list[NotificationOut]
+    unread_count: int
+
+
+class ReadAllResult(BaseModel):
+    updated: int
+
+
+class UnknownUsersBody(BaseModel):
+    detail: str
+    usernames: list[str]
+
+
+class Health(BaseModel):
+    status: str
+
+
+def is_valid_username(name: str) -> bool:
+    return re.fullmatch(USERNAME_PATTERN, name) is not None
+
+
+class BroadcastOut(BaseModel):
+    recipients: int = Field(description="Users the notification was stored for.")
+    title: str
+    body: str
+    data: dict[str, Any]
+    created_at: UtcDatetime | None
