@@ -1,6 +1,7 @@
 """The `notifier` command: serve, migrate, create-user, init-env."""
 
 import asyncio
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -127,5 +128,8 @@ def init_env(
         added.append(f"NOTIFIER_ADMIN_PASSWORD={password}")
         typer.echo(f"Admin login: admin / {password} (kept in {path})", err=True)
     if added:
-        path.write_text("\n".join([*lines, *added]) + "\n")
+        # Created 0600 from the start: the file holds the signing key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as env_file:
+            env_file.write("\n".join([*lines, *added]) + "\n")
         path.chmod(0o600)

@@ -29,22 +29,33 @@ class BodySizeLimitMiddleware:
             return
 
         received = 0
+        overflowed = False
         response_started = False
+        replaced = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    overflowed = True
                     raise BodyTooLargeError
             return message
 
         async def tracking_send(message: Message) -> None:
-            nonlocal response_started
+            # FastAPI catches any error raised while it reads the body and answers 400
+            # itself, so the error may never reach us: once the body has overflowed,
+            # whatever the app answers instead is replaced with the 413.
+            nonlocal response_started, replaced
             if message["type"] == "http.response.start":
                 response_started = True
-            await send(message)
+                if overflowed:
+                    replaced = True
+                    await self._reject(scope, receive, send)
+                    return
+            if not replaced:
+                await send(message)
 
         try:
             await self.app(scope, limited_receive, tracking_send)
@@ -57,6 +68,9 @@ class BodySizeLimitMiddleware:
         response = JSONResponse(
             {"detail": f"request body larger than {self.max_bytes} bytes"},
             status_code=413,
-            headers={"Connection": "close"},
+            # No `Connection: close`: closing with the rest of the upload unread makes
+            # the kernel reset the connection, and a client still writing its body
+            # (httpx, browsers) then never reads this answer. Kept alive, the server
+            # discards the rest of the body unbuffered and the client sees the 413.
         )
         await response(scope, receive, send)

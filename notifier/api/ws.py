@@ -96,6 +96,9 @@ async def _serve(
         queue_size=settings.ws_queue_size,
         close_timeout=settings.ws_close_timeout,
     )
+    if since is not None:
+        # Before registering: an id issued after this query must stay above the cursor.
+        since = await runtime.notifications.resume_point(since)
     # Register before replaying: anything stored from here on is either in the replay
     # or queued live, and the connection's cursor drops whichever copy comes second.
     if not runtime.hub.register(connection):

@@ -150,6 +150,11 @@ class Store:
             )
             return [_notification(row) for row in rows]
 
+    async def last_id(self) -> int:
+        """The highest notification id issued so far (0 when there is none)."""
+        async with self._sessions() as session:
+            return await session.scalar(select(func.max(Notification.id))) or 0
+
     async def inbox(
         self, user_id: int, limit: int, before: int | None, unread_only: bool
     ) -> tuple[list[NotificationOut], int]:

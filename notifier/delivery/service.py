@@ -50,6 +50,15 @@ class NotificationService:
             await self._broker.publish([delivery_for(n) for n in notifications])
         return notifications
 
+    async def resume_point(self, since: int) -> int:
+        """Where a socket asking for `since` really resumes.
+
+        A client can only hold ids the store issued; a larger `since` (say, from before the
+        database was reset) is clamped, or the socket would skip new notifications until
+        ids caught up with it.
+        """
+        return min(since, await self._store.last_id())
+
     def replay(self, user_id: int, page_size: int = 500) -> Replay:
         """A replay source for one user's socket: stored frames after an id, oldest first."""
 

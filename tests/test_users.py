@@ -1,0 +1,214 @@
+"""POST /users (admin only) and GET /users/me, including the live socket count."""
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import websockets
+from conftest import TEST_SECRET, USER_PASSWORD, make_token, unique_name
+from jose import jwt
+
+_admin_tokens: dict[str, str] = {}
+
+
+@pytest.fixture
+async def api(api):
+    """conftest's `api`, reusing one admin login per server: argon2 makes each login slow."""
+    base_url = api.server.base_url
+    if base_url not in _admin_tokens:
+        _admin_tokens[base_url] = await api.admin_token()
+    api._admin_token = _admin_tokens[base_url]
+    return api
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _create(api, **body: object):
+    return await api.client.post("/users", json=body, headers=await api.admin_headers())
+
+
+async def _me(api, token: str) -> dict:
+    response = await api.client.get("/users/me", headers=_bearer(token))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# POST /users
+
+
+async def test_create_user(api) -> None:
+    username = unique_name()
+    response = await _create(api, username=username, password=USER_PASSWORD)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {"username", "is_admin", "created_at"}
+    assert body["username"] == username
+    assert body["is_admin"] is False
+    created_at = datetime.fromisoformat(body["created_at"])
+    assert created_at.tzinfo is not None
+    assert abs(datetime.now(UTC) - created_at) < timedelta(minutes=5)
+    assert "password" not in response.text
+
+
+async def test_created_user_can_log_in(api) -> None:
+    username = unique_name()
+    assert (await _create(api, username=username, password=USER_PASSWORD)).status_code == 201
+    token = await api.login(username, USER_PASSWORD)
+    me = await _me(api, token)
+    assert me["username"] == username
+    assert me["is_admin"] is False
+    wrong = await api.client.post("/token", data={"username": username, "password": "nope-nope"})
+    assert wrong.status_code == 401
+
+
+async def test_taken_username_is_409(api) -> None:
+    username = await api.create_user()
+    response = await _create(api, username=username, password="a-different-password")
+    assert response.status_code == 409
+    assert response.json() == {"detail": "username taken"}
+    # The original password still works: the second create changed nothing.
+    await api.login(username, USER_PASSWORD)
+    taken = await api.client.post(
+        "/token", data={"username": username, "password": "a-different-password"}
+    )
+    assert taken.status_code == 401
+
+
+async def test_admin_name_is_taken(api) -> None:
+    response = await _create(api, username="admin", password="another-admin-password")
+    assert response.status_code == 409
+
+
+@pytest.mark.parametrize(
+    "username",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("a" * 65, id="65-chars"),
+        pytest.param("has space", id="space"),
+        pytest.param("a/b", id="slash"),
+        pytest.param("ünïcödé", id="unicode"),
+        pytest.param("bob\n", id="trailing-newline"),
+        pytest.param("tab\tname", id="tab"),
+        pytest.param("semi;colon", id="semicolon"),
+    ],
+)
+async def test_invalid_usernames_are_422(api, username: str) -> None:
+    response = await _create(api, username=username, password=USER_PASSWORD)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "username"]
+
+
+async def test_username_edges_are_accepted(api) -> None:
+    long_name = unique_name("x").ljust(64, "y")
+    assert len(long_name) == 64
+    odd_name = f"A.b_c-d@{unique_name()}"
+    for username in (long_name, odd_name):
+        response = await _create(api, username=username, password=USER_PASSWORD)
+        assert response.status_code == 201, (username, response.text)
+        assert (await _me(api, await api.login(username, USER_PASSWORD)))["username"] == username
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"password": "1234567"}, id="short-password"),
+        pytest.param({"password": ""}, id="empty-password"),
+        pytest.param({}, id="no-password"),
+        pytest.param({"password": USER_PASSWORD, "role": "admin"}, id="extra-field"),
+        pytest.param({"password": USER_PASSWORD, "is_admin": "maybe"}, id="bad-is-admin"),
+    ],
+)
+async def test_invalid_bodies_are_422(api, body: dict) -> None:
+    username = unique_name()
+    response = await _create(api, username=username, **body)
+    assert response.status_code == 422, response.text
+    # Nothing was created: a well-signed token for the name finds no user.
+    missing = await api.client.get("/users/me", headers=_bearer(make_token(username)))
+    assert missing.status_code == 401
+
+
+async def test_eight_char_password_is_enough(api) -> None:
+    username = unique_name()
+    assert (await _create(api, username=username, password="12345678")).status_code == 201
+    await api.login(username, "12345678")
+
+
+async def test_created_admin_can_use_admin_routes(api) -> None:
+    admin_name = unique_name("boss")
+    response = await _create(api, username=admin_name, password=USER_PASSWORD, is_admin=True)
+    assert response.status_code == 201, response.text
+    assert response.json()["is_admin"] is True
+
+    token = await api.login(admin_name, USER_PASSWORD)
+    assert "admin" in jwt.decode(token, TEST_SECRET, algorithms=["HS256"])["scope"].split()
+    assert (await _me(api, token))["is_admin"] is True
+
+    # The new admin creates a user and sends it a notification.
+    target = unique_name()
+    created = await api.client.post(
+        "/users", json={"username": target, "password": USER_PASSWORD}, headers=_bearer(token)
+    )
+    assert created.status_code == 201, created.text
+    sent = await api.client.post(
+        f"/users/{target}/notifications", json={"title": "from boss"}, headers=_bearer(token)
+    )
+    assert sent.status_code == 201, sent.text
+    inbox = await api.client.get("/notifications", headers=_bearer(make_token(target)))
+    assert [item["title"] for item in inbox.json()["items"]] == ["from boss"]
+
+
+# GET /users/me
+
+
+async def test_me_profile(api) -> None:
+    username, token = await api.user_with_token()
+    me = await _me(api, token)
+    assert set(me) == {"username", "is_admin", "created_at", "open_sockets"}
+    assert me["username"] == username
+    assert me["is_admin"] is False
+    assert me["open_sockets"] == 0
+    datetime.fromisoformat(me["created_at"])
+
+
+async def _poll_open_sockets(api, token: str, expected: int) -> int:
+    """The server sees a close asynchronously: poll until the count settles (or give up)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    while True:
+        count = (await _me(api, token))["open_sockets"]
+        if count == expected or loop.time() > deadline:
+            return count
+        await asyncio.sleep(0.05)
+
+
+async def test_me_counts_open_sockets(api) -> None:
+    username = await api.create_user()
+    token, other_token = make_token(username), make_token(await api.create_user())
+    url = f"{api.server.ws_url}?token={token}"
+    async with websockets.connect(url) as first, websockets.connect(url) as second:
+        # A delivered notification proves both sockets are registered with the hub.
+        sent = await api.send(username, "sync")
+        for ws in (first, second):
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert frame["notification"]["id"] == sent["id"]
+        assert (await _me(api, token))["open_sockets"] == 2
+        # Sockets count per user: someone else's profile is unaffected.
+        assert (await _me(api, other_token))["open_sockets"] == 0
+
+        await first.close()
+        assert await _poll_open_sockets(api, token, 1) == 1
+    assert await _poll_open_sockets(api, token, 0) == 0
+
+
+async def test_me_socket_count_ignores_rejected_sockets(api) -> None:
+    # A valid token with a bad `since` is accepted, then closed: it never counts.
+    token = make_token(await api.create_user())
+    async with websockets.connect(f"{api.server.ws_url}?token={token}&since=abc") as ws:
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert info.value.rcvd is not None
+    assert (info.value.rcvd.code, info.value.rcvd.reason) == (1008, "invalid since")
+    assert (await _me(api, token))["open_sockets"] == 0
