@@ -69,13 +69,13 @@ async def notification_socket(websocket: WebSocket) -> None:
     auth = await _authenticate(websocket, runtime)
     since = _parse_since(websocket)
     await websocket.accept()
-    rejection = auth if isinstance(auth, Close) else since if isinstance(since, Close) else None
-    if rejection is not None:
-        await websocket.close(*rejection)
-        return
-    assert not isinstance(auth, Close) and not isinstance(since, Close)
-    user, claims = auth
-    await _serve(websocket, runtime, user, claims, since)
+    if isinstance(auth, Close):
+        await websocket.close(*auth)
+    elif isinstance(since, Close):
+        await websocket.close(*since)
+    else:
+        user, claims = auth
+        await _serve(websocket, runtime, user, claims, since)
 
 
 async def _serve(
