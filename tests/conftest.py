@@ -20,6 +20,10 @@ import httpx
 import pytest
 from jose import jwt
 
+# Helpers in clients.py assert too: give their failures pytest's detailed messages.
+pytest.register_assert_rewrite("clients")
+from clients import bearer  # noqa: E402
+
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin-password-for-tests"
@@ -40,6 +44,9 @@ class ServerProcess:
     env_overrides: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # One admin login per server (argon2 makes logins slow). It outlives restart():
+    # the secret key and the admin user persist.
+    admin_token: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -183,9 +190,10 @@ class Api:
         return username, await self.login(username, USER_PASSWORD)
 
     async def admin_headers(self) -> dict[str, str]:
-        if not hasattr(self, "_admin_token"):
-            self._admin_token = await self.admin_token()
-        return {"Authorization": f"Bearer {self._admin_token}"}
+        """Admin credentials, logging in only once per server."""
+        if self.server.admin_token is None:
+            self.server.admin_token = await self.admin_token()
+        return bearer(self.server.admin_token)
 
     async def send(self, username: str, title: str = "hello", **fields: object) -> dict:
         response = await self.client.post(

@@ -4,6 +4,7 @@ import time
 
 import httpx
 import pytest
+from clients import bearer, cookie, inbox
 from conftest import (
     ADMIN_USERNAME,
     TEST_SECRET,
@@ -23,23 +24,6 @@ WRONG_KEY = "wrong-key-that-is-long-enough-for-hs256"
 
 def _decode(token: str) -> dict:
     return jwt.decode(token, TEST_SECRET, algorithms=["HS256"])
-
-
-_admin_tokens: dict[str, str] = {}
-
-
-@pytest.fixture
-async def api(api):
-    """conftest's `api`, reusing one admin login per server: argon2 makes each login slow."""
-    base_url = api.server.base_url
-    if base_url not in _admin_tokens:
-        _admin_tokens[base_url] = await api.admin_token()
-    api._admin_token = _admin_tokens[base_url]
-    return api
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # POST /token
@@ -82,7 +66,7 @@ async def test_each_login_gets_a_fresh_token_id(api) -> None:
 
 async def test_token_authenticates_me(api) -> None:
     username, token = await api.user_with_token()
-    response = await api.client.get("/users/me", headers=_bearer(token))
+    response = await api.client.get("/users/me", headers=bearer(token))
     assert response.status_code == 200
     assert response.json()["username"] == username
 
@@ -251,7 +235,7 @@ async def test_session_cookie_sent_by_hand(api) -> None:
     )
     token = response.json()["access_token"]
     api.client.cookies.clear()
-    me = await api.client.get("/users/me", headers={"Cookie": f"access_token={token}"})
+    me = await api.client.get("/users/me", headers=cookie(token))
     assert me.status_code == 200
     assert me.json()["username"] == username
 
@@ -269,7 +253,7 @@ async def test_session_bad_login_sets_no_cookie(api) -> None:
 async def test_forged_cookie_is_rejected(api) -> None:
     username = await api.create_user()
     forged = make_token(username, key="not-the-server-secret-but-long-enough-anyway")
-    response = await api.client.get("/users/me", headers={"Cookie": f"access_token={forged}"})
+    response = await api.client.get("/users/me", headers=cookie(forged))
     assert response.status_code == 401
 
 
@@ -308,11 +292,9 @@ async def _target(api) -> tuple[str, str]:
 
 
 async def _assert_nothing_stored(api, target_token: str, new_user: str) -> None:
-    inbox = await api.client.get("/notifications", headers=_bearer(target_token))
-    assert inbox.status_code == 200
-    assert inbox.json() == {"items": [], "unread_count": 0}
+    assert await inbox(api, target_token) == {"items": [], "unread_count": 0}
     # A well-signed token for the name POST /users was asked to create: still nobody.
-    missing = await api.client.get("/users/me", headers=_bearer(make_token(new_user)))
+    missing = await api.client.get("/users/me", headers=bearer(make_token(new_user)))
     assert missing.status_code == 401
 
 
@@ -331,7 +313,7 @@ async def test_admin_routes_with_bad_tokens(api) -> None:
     new_user = unique_name("made")
     for kind, token in _bad_tokens().items():
         for method, path, body in _admin_requests(target, new_user):
-            response = await api.client.request(method, path, json=body, headers=_bearer(token))
+            response = await api.client.request(method, path, json=body, headers=bearer(token))
             assert response.status_code == 401, (kind, path, response.text)
             assert response.headers["www-authenticate"] == "Bearer"
     await _assert_nothing_stored(api, target_token, new_user)
@@ -343,9 +325,7 @@ async def test_admin_routes_with_bad_cookie(api) -> None:
     forged = make_token(ADMIN_USERNAME, key=WRONG_KEY)
     api.client.cookies.clear()
     for method, path, body in _admin_requests(target, new_user):
-        response = await api.client.request(
-            method, path, json=body, headers={"Cookie": f"access_token={forged}"}
-        )
+        response = await api.client.request(method, path, json=body, headers=cookie(forged))
         assert response.status_code == 401, (path, response.text)
     await _assert_nothing_stored(api, target_token, new_user)
 
@@ -356,7 +336,7 @@ async def test_admin_routes_for_non_admin(api) -> None:
     assert "admin" not in _decode(caller_token).get("scope", "").split()
     new_user = unique_name("made")
     for method, path, body in _admin_requests(target, new_user):
-        response = await api.client.request(method, path, json=body, headers=_bearer(caller_token))
+        response = await api.client.request(method, path, json=body, headers=bearer(caller_token))
         assert response.status_code == 403, (path, response.text)
         assert response.json() == {"detail": "admin only"}
     await _assert_nothing_stored(api, target_token, new_user)
@@ -370,7 +350,7 @@ async def test_non_admin_cannot_forge_admin_scope(api) -> None:
     token = make_token(caller, scope="admin")
     new_user = unique_name("made")
     for method, path, body in _admin_requests(target, new_user):
-        response = await api.client.request(method, path, json=body, headers=_bearer(token))
+        response = await api.client.request(method, path, json=body, headers=bearer(token))
         assert response.status_code == 403, (path, response.text)
     await _assert_nothing_stored(api, target_token, new_user)
 
@@ -383,8 +363,7 @@ async def test_admin_routes_work_for_admin(api) -> None:
     for method, path, body in _admin_requests(target, new_user):
         response = await api.client.request(method, path, json=body, headers=headers)
         assert response.status_code == 201, (path, response.text)
-    inbox = (await api.client.get("/notifications", headers=_bearer(target_token))).json()
     # One direct, one multi-send, one broadcast.
-    assert inbox["unread_count"] == 3
-    me = await api.client.get("/users/me", headers=_bearer(make_token(new_user)))
+    assert (await inbox(api, target_token))["unread_count"] == 3
+    me = await api.client.get("/users/me", headers=bearer(make_token(new_user)))
     assert me.status_code == 200

@@ -1,6 +1,5 @@
 """Bad input gets a clear error, nothing is stored or delivered, and the server stays up."""
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -8,11 +7,11 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 import websockets
+from clients import inbox, recv_notification
 from conftest import USER_PASSWORD, unique_name
 
 MAX_BODY = 1024 * 1024
 MAX_DATA = 16 * 1024
-RECV_TIMEOUT = 5
 
 
 @pytest.fixture(autouse=True)
@@ -21,10 +20,6 @@ async def server_stays_healthy(api) -> AsyncIterator[None]:
     response = await api.client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def error_locs(response: httpx.Response) -> list[list]:
@@ -54,11 +49,8 @@ async def watched_recipient(api) -> AsyncIterator[tuple[str, str, object]]:
     async with websockets.connect(f"{api.server.ws_url}?token={token}") as ws:
         yield username, token, ws
         marker = await api.send(username, "marker")
-        frame = json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT))
-        assert frame == {"type": "notification", "notification": marker}
-    response = await api.client.get("/notifications", headers=bearer(token))
-    assert response.status_code == 200
-    assert response.json() == {"items": [marker], "unread_count": 1}
+        assert await recv_notification(ws) == marker
+    assert await inbox(api, token) == {"items": [marker], "unread_count": 1}
 
 
 async def post_one(api, username: str, **kwargs) -> httpx.Response:
@@ -137,10 +129,8 @@ async def test_boundary_values_are_accepted(api):
         assert response.status_code == 201, response.text
         stored = response.json()
         assert {k: stored[k] for k in payload} == payload
-        frame = json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT))
-    assert frame == {"type": "notification", "notification": stored}
-    response = await api.client.get("/notifications", headers=bearer(token))
-    assert response.json()["items"] == [stored]
+        assert await recv_notification(ws) == stored
+    assert (await inbox(api, token))["items"] == [stored]
 
     just_under = data_of_json_size(MAX_DATA - 1)
     response = await post_one(api, username, json={"title": "t", "data": just_under})
@@ -243,8 +233,7 @@ async def test_chunked_body_under_limit_is_accepted(api):
     stored = response.json()
     assert stored["title"] == "chunked"
     assert stored["body"] == "b" * 3000
-    inbox = await api.client.get("/notifications", headers=bearer(token))
-    assert inbox.json()["items"] == [stored]
+    assert (await inbox(api, token))["items"] == [stored]
 
 
 # Creating users

@@ -8,46 +8,16 @@ import asyncio
 import json
 from contextlib import AsyncExitStack
 
-import websockets
+from clients import (
+    RECV_TIMEOUT,
+    bearer,
+    connect,
+    inbox,
+    open_sockets,
+    recv_notification,
+    recv_until,
+)
 from conftest import USER_PASSWORD, unique_name
-
-TIMEOUT = 5.0
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def connect(api, token: str, stack: AsyncExitStack, **params: object):
-    query = "&".join(f"{key}={value}" for key, value in {"token": token, **params}.items())
-    return await stack.enter_async_context(websockets.connect(f"{api.server.ws_url}?{query}"))
-
-
-async def recv_frame(ws) -> dict:
-    """The next frame, which must be a text notification frame; its notification."""
-    raw = await asyncio.wait_for(ws.recv(), TIMEOUT)
-    assert isinstance(raw, str), f"expected a text frame, got {raw!r}"
-    frame = json.loads(raw)
-    assert frame["type"] == "notification", frame
-    assert set(frame) == {"type", "notification"}, frame
-    return frame["notification"]
-
-
-async def recv_until(ws, marker_id: int) -> list[dict]:
-    """Every notification up to and including the one with `marker_id`."""
-    received = []
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            notification = await recv_frame(ws)
-            received.append(notification)
-            if notification["id"] == marker_id:
-                return received
-
-
-async def inbox(api, token: str, **params: object) -> dict:
-    response = await api.client.get("/notifications", params=params, headers=bearer(token))
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 async def inbox_ids(api, token: str) -> list[int]:
@@ -76,14 +46,14 @@ async def test_frame_is_text_and_equals_post_body(api):
         assert sent["data"] == {"k": [1, 2], "nested": {"x": None}}
         assert sent["read"] is False
 
-        raw = await asyncio.wait_for(ws.recv(), TIMEOUT)
+        raw = await asyncio.wait_for(ws.recv(), RECV_TIMEOUT)
         assert isinstance(raw, str)
         assert json.loads(raw) == {"type": "notification", "notification": sent}
 
         # Defaults: an empty body and empty data are sent as such.
         plain = await api.send(username, "plain")
         assert plain["body"] == "" and plain["data"] == {}
-        assert await recv_frame(ws) == plain
+        assert await recv_notification(ws) == plain
 
 
 async def test_notifications_for_one_user_never_reach_another(api):
@@ -96,14 +66,14 @@ async def test_notifications_for_one_user_never_reach_another(api):
         for_a = [await api.send(user_a, f"for-a-{i}") for i in range(3)]
         marker_b = await api.send(user_b, "marker-b")
 
-        assert await recv_frame(ws_b) == marker_b
+        assert await recv_notification(ws_b) == marker_b
         assert await recv_until(ws_a, for_a[-1]["id"]) == for_a
 
         # And the other way round.
         for_b = await api.send(user_b, "for-b")
         marker_a = await api.send(user_a, "marker-a")
-        assert await recv_frame(ws_a) == marker_a
-        assert await recv_frame(ws_b) == for_b
+        assert await recv_notification(ws_a) == marker_a
+        assert await recv_notification(ws_b) == for_b
 
     ids_a = {n["id"] for n in for_a} | {marker_a["id"]}
     ids_b = {marker_b["id"], for_b["id"]}
@@ -117,8 +87,7 @@ async def test_every_socket_of_a_user_gets_each_notification_once(api):
     async with AsyncExitStack() as stack:
         sockets = [await connect(api, token, stack) for _ in range(3)]
         other_ws = await connect(api, other_token, stack)
-        me = await api.client.get("/users/me", headers=bearer(token))
-        assert me.json()["open_sockets"] == 3
+        assert await open_sockets(api, token) == 3
 
         k = 6
         sent = [await api.send(username, f"n{i}") for i in range(k)]
@@ -133,9 +102,9 @@ async def test_every_socket_of_a_user_gets_each_notification_once(api):
         # Nothing stray follows the marker on any socket, and the bystander got none.
         second = await api.send(username, "second-marker")
         for ws in sockets:
-            assert await recv_frame(ws) == second
+            assert await recv_notification(ws) == second
         other_marker = await api.send(other, "other-marker")
-        assert await recv_frame(other_ws) == other_marker
+        assert await recv_notification(other_ws) == other_marker
 
 
 async def test_send_to_several_users(api):
@@ -157,7 +126,7 @@ async def test_send_to_several_users(api):
             assert notification["read"] is False
 
         for ws, notification in zip(sockets, notifications, strict=True):
-            assert await recv_frame(ws) == notification
+            assert await recv_notification(ws) == notification
 
     for (_, token), notification in zip(users, notifications, strict=True):
         assert (await inbox(api, token))["items"] == [notification]
@@ -177,7 +146,7 @@ async def test_send_to_several_is_all_or_nothing(api):
 
         for (name, _), ws in zip(users, sockets, strict=True):
             marker = await api.send(name, "marker")
-            assert await recv_frame(ws) == marker
+            assert await recv_notification(ws) == marker
 
     for (_, token), earlier in zip(users, before, strict=True):
         items = (await inbox(api, token))["items"]
@@ -205,7 +174,7 @@ async def test_broadcast_reaches_every_user_with_own_read_state(api):
 
         frames = {}
         for name, user_sockets in sockets.items():
-            copies = [await recv_frame(ws) for ws in user_sockets]
+            copies = [await recv_notification(ws) for ws in user_sockets]
             assert copies[0] == copies[1]
             frames[name] = copies[0]
             assert copies[0]["username"] == name
@@ -254,7 +223,7 @@ async def test_send_to_unknown_user_is_404_and_stores_nothing(api):
     async with AsyncExitStack() as stack:
         ws = await connect(api, token, stack, since=0)
         marker = await api.send(ghost, "marker")
-        assert await recv_frame(ws) == marker
+        assert await recv_notification(ws) == marker
 
 
 async def test_post_answers_only_after_storing(api):

@@ -1,16 +1,6 @@
 """The caller's own inbox: listing, pagination, read state, and isolation between users."""
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def inbox(api, token: str, **params: object) -> dict:
-    response = await api.client.get("/notifications", params=params, headers=bearer(token))
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert set(body) == {"items", "unread_count"}
-    return body
+from clients import bearer, inbox
 
 
 async def fill(api, username: str, count: int) -> list[dict]:

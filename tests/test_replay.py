@@ -6,36 +6,12 @@ both in the replay and queued live, and each socket must still see every id once
 
 import asyncio
 import itertools
-import json
 from contextlib import AsyncExitStack
 
-import websockets
+from clients import connect, recv_notification, recv_until
 
+# Replays of hundreds of rows: more room than the shared default.
 TIMEOUT = 10.0
-
-
-async def connect(api, token: str, stack: AsyncExitStack, **params: object):
-    query = "&".join(f"{key}={value}" for key, value in {"token": token, **params}.items())
-    return await stack.enter_async_context(websockets.connect(f"{api.server.ws_url}?{query}"))
-
-
-async def recv_frame(ws) -> dict:
-    raw = await asyncio.wait_for(ws.recv(), TIMEOUT)
-    assert isinstance(raw, str), f"expected a text frame, got {raw!r}"
-    frame = json.loads(raw)
-    assert frame["type"] == "notification", frame
-    return frame["notification"]
-
-
-async def recv_until(ws, stop) -> list[dict]:
-    """Notifications up to and including the first one for which `stop(n)` holds."""
-    received = []
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            notification = await recv_frame(ws)
-            received.append(notification)
-            if stop(notification):
-                return received
 
 
 def ids_of(notifications: list[dict]) -> list[int]:
@@ -70,15 +46,15 @@ async def test_since_replays_newer_ones_then_live(api):
         from_beyond = await connect(api, token, stack, since=foreign["id"])
         live = await api.send(username, "live")
 
-        assert await recv_until(from_second, lambda n: n["id"] == live["id"]) == [*sent[2:], live]
-        assert await recv_until(from_zero, lambda n: n["id"] == live["id"]) == [*sent, live]
-        assert await recv_frame(from_last) == live
-        assert await recv_frame(from_beyond) == live
+        assert await recv_until(from_second, live["id"], TIMEOUT) == [*sent[2:], live]
+        assert await recv_until(from_zero, live["id"], TIMEOUT) == [*sent, live]
+        assert await recv_notification(from_last, TIMEOUT) == live
+        assert await recv_notification(from_beyond, TIMEOUT) == live
 
         # After the replay each socket just goes on live, with nothing repeated.
         after = await api.send(username, "after")
         for ws in (from_second, from_zero, from_last, from_beyond):
-            assert await recv_frame(ws) == after
+            assert await recv_notification(ws, TIMEOUT) == after
 
 
 async def test_socket_without_since_gets_no_replay(api):
@@ -87,7 +63,7 @@ async def test_socket_without_since_gets_no_replay(api):
     async with AsyncExitStack() as stack:
         ws = await connect(api, token, stack)
         live = await api.send(username, "live")
-        assert await recv_frame(ws) == live
+        assert await recv_notification(ws, TIMEOUT) == live
 
 
 async def test_replay_racing_concurrent_sends(api):
@@ -113,7 +89,7 @@ async def test_replay_racing_concurrent_sends(api):
                 progress.notify_all()
 
     async def reader(ws) -> list[dict]:
-        return await recv_until(ws, lambda n: n["title"] == "marker")
+        return await recv_until(ws, lambda n: n["title"] == "marker", TIMEOUT)
 
     readers: list[asyncio.Task[list[dict]]] = []
 
@@ -158,7 +134,7 @@ async def test_replay_of_more_than_one_page(api):
         marker = await api.send(username, "marker")
 
         async def read(ws) -> list[int]:
-            return ids_of(await recv_until(ws, lambda n: n["id"] == marker["id"]))
+            return ids_of(await recv_until(ws, marker["id"], TIMEOUT))
 
         results = await asyncio.wait_for(
             asyncio.gather(*(read(ws) for ws in sockets.values())), TIMEOUT
@@ -170,7 +146,9 @@ async def test_replay_of_more_than_one_page(api):
     by_id = {n["id"]: n for n in sent}
     async with AsyncExitStack() as stack:
         ws = await connect(api, token, stack, since=ids[-3])
-        assert [await recv_frame(ws) for _ in range(2)] == [by_id[i] for i in ids[-2:]]
+        assert [await recv_notification(ws, TIMEOUT) for _ in range(2)] == [
+            by_id[i] for i in ids[-2:]
+        ]
 
 
 async def test_replay_returns_only_own_notifications(api):
@@ -195,8 +173,8 @@ async def test_replay_returns_only_own_notifications(api):
         ws_b = await connect(api, token_b, stack, since=theirs[0]["id"])
         marker_a = await api.send(user_a, "marker")
         marker_b = await api.send(user_b, "marker")
-        got_a = await recv_until(ws_a, lambda n: n["id"] == marker_a["id"])
-        got_b = await recv_until(ws_b, lambda n: n["id"] == marker_b["id"])
+        got_a = await recv_until(ws_a, marker_a["id"], TIMEOUT)
+        got_b = await recv_until(ws_b, marker_b["id"], TIMEOUT)
 
     assert got_a == [*mine, marker_a]
     assert got_b == [*theirs[1:], marker_b]

@@ -1,39 +1,24 @@
 """POST /users (admin only) and GET /users/me, including the live socket count."""
 
-import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import websockets
+from clients import (
+    bearer,
+    expect_close,
+    inbox,
+    me,
+    open_sockets,
+    recv_notification,
+    wait_for_open_sockets,
+)
 from conftest import TEST_SECRET, USER_PASSWORD, make_token, unique_name
 from jose import jwt
-
-_admin_tokens: dict[str, str] = {}
-
-
-@pytest.fixture
-async def api(api):
-    """conftest's `api`, reusing one admin login per server: argon2 makes each login slow."""
-    base_url = api.server.base_url
-    if base_url not in _admin_tokens:
-        _admin_tokens[base_url] = await api.admin_token()
-    api._admin_token = _admin_tokens[base_url]
-    return api
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def _create(api, **body: object):
     return await api.client.post("/users", json=body, headers=await api.admin_headers())
-
-
-async def _me(api, token: str) -> dict:
-    response = await api.client.get("/users/me", headers=_bearer(token))
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 # POST /users
@@ -57,9 +42,9 @@ async def test_created_user_can_log_in(api) -> None:
     username = unique_name()
     assert (await _create(api, username=username, password=USER_PASSWORD)).status_code == 201
     token = await api.login(username, USER_PASSWORD)
-    me = await _me(api, token)
-    assert me["username"] == username
-    assert me["is_admin"] is False
+    profile = await me(api, token)
+    assert profile["username"] == username
+    assert profile["is_admin"] is False
     wrong = await api.client.post("/token", data={"username": username, "password": "nope-nope"})
     assert wrong.status_code == 401
 
@@ -108,7 +93,7 @@ async def test_username_edges_are_accepted(api) -> None:
     for username in (long_name, odd_name):
         response = await _create(api, username=username, password=USER_PASSWORD)
         assert response.status_code == 201, (username, response.text)
-        assert (await _me(api, await api.login(username, USER_PASSWORD)))["username"] == username
+        assert (await me(api, await api.login(username, USER_PASSWORD)))["username"] == username
 
 
 @pytest.mark.parametrize(
@@ -126,7 +111,7 @@ async def test_invalid_bodies_are_422(api, body: dict) -> None:
     response = await _create(api, username=username, **body)
     assert response.status_code == 422, response.text
     # Nothing was created: a well-signed token for the name finds no user.
-    missing = await api.client.get("/users/me", headers=_bearer(make_token(username)))
+    missing = await api.client.get("/users/me", headers=bearer(make_token(username)))
     assert missing.status_code == 401
 
 
@@ -144,20 +129,20 @@ async def test_created_admin_can_use_admin_routes(api) -> None:
 
     token = await api.login(admin_name, USER_PASSWORD)
     assert "admin" in jwt.decode(token, TEST_SECRET, algorithms=["HS256"])["scope"].split()
-    assert (await _me(api, token))["is_admin"] is True
+    assert (await me(api, token))["is_admin"] is True
 
     # The new admin creates a user and sends it a notification.
     target = unique_name()
     created = await api.client.post(
-        "/users", json={"username": target, "password": USER_PASSWORD}, headers=_bearer(token)
+        "/users", json={"username": target, "password": USER_PASSWORD}, headers=bearer(token)
     )
     assert created.status_code == 201, created.text
     sent = await api.client.post(
-        f"/users/{target}/notifications", json={"title": "from boss"}, headers=_bearer(token)
+        f"/users/{target}/notifications", json={"title": "from boss"}, headers=bearer(token)
     )
     assert sent.status_code == 201, sent.text
-    inbox = await api.client.get("/notifications", headers=_bearer(make_token(target)))
-    assert [item["title"] for item in inbox.json()["items"]] == ["from boss"]
+    received = await inbox(api, make_token(target))
+    assert [item["title"] for item in received["items"]] == ["from boss"]
 
 
 # GET /users/me
@@ -165,23 +150,12 @@ async def test_created_admin_can_use_admin_routes(api) -> None:
 
 async def test_me_profile(api) -> None:
     username, token = await api.user_with_token()
-    me = await _me(api, token)
-    assert set(me) == {"username", "is_admin", "created_at", "open_sockets"}
-    assert me["username"] == username
-    assert me["is_admin"] is False
-    assert me["open_sockets"] == 0
-    datetime.fromisoformat(me["created_at"])
-
-
-async def _poll_open_sockets(api, token: str, expected: int) -> int:
-    """The server sees a close asynchronously: poll until the count settles (or give up)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5.0
-    while True:
-        count = (await _me(api, token))["open_sockets"]
-        if count == expected or loop.time() > deadline:
-            return count
-        await asyncio.sleep(0.05)
+    profile = await me(api, token)
+    assert set(profile) == {"username", "is_admin", "created_at", "open_sockets"}
+    assert profile["username"] == username
+    assert profile["is_admin"] is False
+    assert profile["open_sockets"] == 0
+    datetime.fromisoformat(profile["created_at"])
 
 
 async def test_me_counts_open_sockets(api) -> None:
@@ -192,23 +166,19 @@ async def test_me_counts_open_sockets(api) -> None:
         # A delivered notification proves both sockets are registered with the hub.
         sent = await api.send(username, "sync")
         for ws in (first, second):
-            frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
-            assert frame["notification"]["id"] == sent["id"]
-        assert (await _me(api, token))["open_sockets"] == 2
+            assert await recv_notification(ws) == sent
+        assert await open_sockets(api, token) == 2
         # Sockets count per user: someone else's profile is unaffected.
-        assert (await _me(api, other_token))["open_sockets"] == 0
+        assert await open_sockets(api, other_token) == 0
 
         await first.close()
-        assert await _poll_open_sockets(api, token, 1) == 1
-    assert await _poll_open_sockets(api, token, 0) == 0
+        await wait_for_open_sockets(api, token, 1)
+    await wait_for_open_sockets(api, token, 0)
 
 
 async def test_me_socket_count_ignores_rejected_sockets(api) -> None:
     # A valid token with a bad `since` is accepted, then closed: it never counts.
     token = make_token(await api.create_user())
     async with websockets.connect(f"{api.server.ws_url}?token={token}&since=abc") as ws:
-        with pytest.raises(websockets.ConnectionClosed) as info:
-            await asyncio.wait_for(ws.recv(), 5)
-    assert info.value.rcvd is not None
-    assert (info.value.rcvd.code, info.value.rcvd.reason) == (1008, "invalid since")
-    assert (await _me(api, token))["open_sockets"] == 0
+        assert await expect_close(ws) == (1008, "invalid since")
+    assert await open_sockets(api, token) == 0

@@ -5,26 +5,14 @@ read why; it must never see a notification first, and it must never join the hub
 Accepted sockets are proven to work by receiving a notification sent over HTTP.
 """
 
-import asyncio
 import base64
 import json
 import time
 from urllib.parse import quote
 
-import pytest
 import websockets
+from clients import bearer, cookie, expect_close, open_sockets, recv_notification
 from conftest import make_token, unique_name
-from websockets.frames import Close
-
-RECV_TIMEOUT = 5.0
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def cookie(token: str) -> dict[str, str]:
-    return {"Cookie": f"access_token={token}"}
 
 
 def _b64(obj: dict) -> str:
@@ -40,29 +28,13 @@ def unsigned_token(sub: str) -> str:
     return f"{header}.{payload}."
 
 
-async def expect_rejection(url: str, **connect_kwargs: object) -> Close:
-    """Open a socket that the server must reject; return the close frame it sent.
+async def expect_rejection(url: str, **connect_kwargs: object) -> tuple[int, str]:
+    """Open a socket that the server must reject; return the close code and reason.
 
     The first thing received must be the close: a data frame first fails the test.
     """
     async with websockets.connect(url, **connect_kwargs) as ws:
-        with pytest.raises(websockets.ConnectionClosed) as info:
-            frame = await asyncio.wait_for(ws.recv(), RECV_TIMEOUT)
-            pytest.fail(f"rejected socket received a data frame first: {frame!r}")
-    assert info.value.rcvd is not None, "no close frame received from the server"
-    return info.value.rcvd
-
-
-async def recv_notification(ws) -> dict:
-    frame = json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT))
-    assert frame["type"] == "notification", frame
-    return frame["notification"]
-
-
-async def open_sockets(api, token: str) -> int:
-    response = await api.client.get("/users/me", headers=bearer(token))
-    assert response.status_code == 200, response.text
-    return response.json()["open_sockets"]
+        return await expect_close(ws)
 
 
 async def assert_works(api, ws, username: str) -> None:
@@ -75,30 +47,30 @@ async def assert_works(api, ws, username: str) -> None:
 
 async def test_no_token_is_rejected(api):
     close = await expect_rejection(api.server.ws_url)
-    assert (close.code, close.reason) == (1008, "no token")
+    assert close == (1008, "no token")
 
 
 async def test_empty_token_is_rejected_as_no_token(api):
     close = await expect_rejection(f"{api.server.ws_url}?token=")
-    assert (close.code, close.reason) == (1008, "no token")
+    assert close == (1008, "no token")
 
 
 async def test_malformed_token_is_rejected(api):
     close = await expect_rejection(f"{api.server.ws_url}?token=abc")
-    assert (close.code, close.reason) == (1008, "invalid token")
+    assert close == (1008, "invalid token")
 
 
 async def test_bad_signature_is_rejected(api):
     username = await api.create_user()
     forged = make_token(username, key="other-secret-key-that-is-long-enough-for-hs256")
     close = await expect_rejection(f"{api.server.ws_url}?token={forged}")
-    assert (close.code, close.reason) == (1008, "invalid token")
+    assert close == (1008, "invalid token")
 
 
 async def test_alg_none_is_rejected(api):
     username = await api.create_user()
     close = await expect_rejection(f"{api.server.ws_url}?token={unsigned_token(username)}")
-    assert (close.code, close.reason) == (1008, "invalid token")
+    assert close == (1008, "invalid token")
 
 
 async def test_alg_none_in_bearer_header_is_rejected(api):
@@ -106,20 +78,20 @@ async def test_alg_none_in_bearer_header_is_rejected(api):
     close = await expect_rejection(
         api.server.ws_url, additional_headers=bearer(unsigned_token(username))
     )
-    assert (close.code, close.reason) == (1008, "invalid token")
+    assert close == (1008, "invalid token")
 
 
 async def test_expired_token_is_rejected(api):
     username = await api.create_user()
     expired = make_token(username, expires_in=-10)
     close = await expect_rejection(f"{api.server.ws_url}?token={expired}")
-    assert (close.code, close.reason) == (1008, "token expired")
+    assert close == (1008, "token expired")
 
 
 async def test_unknown_user_is_rejected(api):
     ghost = make_token(unique_name("ghost"))
     close = await expect_rejection(f"{api.server.ws_url}?token={ghost}")
-    assert (close.code, close.reason) == (1008, "unknown user")
+    assert close == (1008, "unknown user")
 
 
 async def test_cookie_from_foreign_origin_is_rejected_and_never_joins(api):
@@ -131,7 +103,7 @@ async def test_cookie_from_foreign_origin_is_rejected_and_never_joins(api):
         additional_headers=cookie(token),
         origin="http://evil.example",
     )
-    assert (close.code, close.reason) == (1008, "origin not allowed")
+    assert close == (1008, "origin not allowed")
     # Sending after the rejection reaches no socket: the hub never held this one.
     await api.send(username, "after the rejection")
     assert await open_sockets(api, token) == 0
@@ -142,7 +114,7 @@ async def test_invalid_since_is_rejected(api):
     await api.send(username, "stored")
     for since in ["abc", "-1", "1.5", "", "99999999999999999999"]:
         close = await expect_rejection(f"{api.server.ws_url}?token={token}&since={quote(since)}")
-        assert (close.code, close.reason) == (1008, "invalid since"), since
+        assert close == (1008, "invalid since"), since
     assert await open_sockets(api, token) == 0
 
 
@@ -153,7 +125,7 @@ async def test_rejected_socket_is_not_counted_while_a_good_one_is(api):
         close = await expect_rejection(
             api.server.ws_url, additional_headers=cookie(token), origin="http://evil.example"
         )
-        assert close.reason == "origin not allowed"
+        assert close == (1008, "origin not allowed")
         assert await open_sockets(api, token) == 1
         # The good socket still gets exactly the next notification, nothing was duplicated.
         await assert_works(api, ws, username)
@@ -202,5 +174,5 @@ async def test_cookie_with_configured_origins(server_factory, api_for):
         close = await expect_rejection(
             proc.ws_url, additional_headers=cookie(token), origin="http://evil.example"
         )
-        assert (close.code, close.reason) == (1008, "origin not allowed")
+        assert close == (1008, "origin not allowed")
         assert await open_sockets(api, token) == 0

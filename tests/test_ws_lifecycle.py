@@ -5,55 +5,19 @@ a broken server fails the test quickly instead of hanging it.
 """
 
 import asyncio
-import json
 import signal
 import socket
-import time
 
-import httpx
 import pytest
 import websockets
+from clients import (
+    expect_close,
+    inbox,
+    open_sockets,
+    recv_notification,
+    wait_for_open_sockets,
+)
 from conftest import make_token
-
-RECV_TIMEOUT = 5.0
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def recv_notification(ws, within: float = RECV_TIMEOUT) -> dict:
-    frame = json.loads(await asyncio.wait_for(ws.recv(), within))
-    assert frame["type"] == "notification", frame
-    return frame["notification"]
-
-
-async def expect_close(ws, within: float = RECV_TIMEOUT) -> tuple[int, str]:
-    """The next thing on `ws` must be a close frame; return its code and reason."""
-    with pytest.raises(websockets.ConnectionClosed) as info:
-        frame = await asyncio.wait_for(ws.recv(), within)
-        pytest.fail(f"expected a close, got a data frame: {frame!r}")
-    close = info.value.rcvd
-    assert close is not None, f"connection ended without a close frame: {info.value!r}"
-    return close.code, close.reason
-
-
-async def open_sockets(client: httpx.AsyncClient, token: str) -> int:
-    response = await client.get("/users/me", headers=bearer(token))
-    assert response.status_code == 200, response.text
-    return response.json()["open_sockets"]
-
-
-async def wait_for_open_sockets(
-    client: httpx.AsyncClient, token: str, expected: int, within: float = 10.0
-) -> None:
-    deadline = time.monotonic() + within
-    count = await open_sockets(client, token)
-    while count != expected:
-        if time.monotonic() > deadline:
-            pytest.fail(f"open_sockets stayed at {count}, expected {expected}")
-        await asyncio.sleep(0.1)
-        count = await open_sockets(client, token)
 
 
 async def test_token_expiry_closes_a_live_socket(api):
@@ -112,11 +76,9 @@ async def test_restart_keeps_every_notification(server_factory, api_for):
             # Nothing more was replayed: the next frame is a new live one.
             after = await api.send(username, "after restart")
             assert await recv_notification(ws) == after
-        response = await api.client.get("/notifications", headers=bearer(token))
-        assert response.status_code == 200, response.text
-        inbox = response.json()
-        assert [n["id"] for n in inbox["items"]] == [n["id"] for n in [*sent, after]][::-1]
-        assert inbox["unread_count"] == len(sent) + 1
+        stored = await inbox(api, token)
+        assert [n["id"] for n in stored["items"]] == [n["id"] for n in [*sent, after]][::-1]
+        assert stored["unread_count"] == len(sent) + 1
 
 
 async def test_dead_connection_is_dropped_by_pings(server_factory, api_for):

@@ -1,0 +1,117 @@
+"""Client-side helpers shared by the tests: auth headers, socket reads, inbox and profile reads.
+
+Every wait here is bounded, so a broken server fails a test quickly instead of hanging it:
+`within` is how many seconds a helper may wait.
+"""
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import websockets
+
+if TYPE_CHECKING:
+    from conftest import Api
+
+RECV_TIMEOUT = 5.0
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def cookie(token: str) -> dict[str, str]:
+    """The session cookie, sent by hand."""
+    return {"Cookie": f"access_token={token}"}
+
+
+def _client(api_or_client: "Api | httpx.AsyncClient") -> httpx.AsyncClient:
+    if isinstance(api_or_client, httpx.AsyncClient):
+        return api_or_client
+    return api_or_client.client
+
+
+# --- sockets -----------------------------------------------------------------------------
+
+
+async def connect(api: "Api", token: str, stack: AsyncExitStack, **params: object):
+    """Open `/ws?token=...&<params>` on `api`'s server; `stack` closes it."""
+    query = urlencode({"token": token, **params})
+    return await stack.enter_async_context(websockets.connect(f"{api.server.ws_url}?{query}"))
+
+
+async def recv_notification(ws, within: float = RECV_TIMEOUT) -> dict:
+    """The next frame, which must be a text frame of type "notification"; its notification."""
+    raw = await asyncio.wait_for(ws.recv(), within)
+    assert isinstance(raw, str), f"expected a text frame, got {raw!r}"
+    frame = json.loads(raw)
+    assert frame["type"] == "notification", frame
+    assert set(frame) == {"type", "notification"}, frame
+    return frame["notification"]
+
+
+async def recv_until(
+    ws, stop: int | Callable[[dict], bool], within: float = RECV_TIMEOUT
+) -> list[dict]:
+    """Notifications up to and including the one with id `stop`, or the first one for which
+    `stop(n)` holds; all of them within `within` seconds."""
+    is_last = stop if callable(stop) else lambda n: n["id"] == stop
+    received = []
+    async with asyncio.timeout(within):
+        while True:
+            notification = await recv_notification(ws, within)
+            received.append(notification)
+            if is_last(notification):
+                return received
+
+
+async def expect_close(ws, within: float = RECV_TIMEOUT) -> tuple[int, str]:
+    """The next thing on `ws` must be a close frame; return its code and reason."""
+    with pytest.raises(websockets.ConnectionClosed) as info:
+        frame = await asyncio.wait_for(ws.recv(), within)
+        pytest.fail(f"expected a close, got a data frame: {frame!r}")
+    close = info.value.rcvd
+    assert close is not None, f"connection ended without a close frame: {info.value!r}"
+    return close.code, close.reason
+
+
+# --- HTTP --------------------------------------------------------------------------------
+
+
+async def me(api_or_client: "Api | httpx.AsyncClient", token: str) -> dict:
+    """GET /users/me as the owner of `token`; it must succeed."""
+    response = await _client(api_or_client).get("/users/me", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def open_sockets(api_or_client: "Api | httpx.AsyncClient", token: str) -> int:
+    return (await me(api_or_client, token))["open_sockets"]
+
+
+async def wait_for_open_sockets(
+    api_or_client: "Api | httpx.AsyncClient", token: str, expected: int, within: float = 10.0
+) -> None:
+    """The server sees opens and closes asynchronously: poll until the count is `expected`."""
+    deadline = time.monotonic() + within
+    count = await open_sockets(api_or_client, token)
+    while count != expected:
+        if time.monotonic() > deadline:
+            pytest.fail(f"open_sockets stayed at {count}, expected {expected}")
+        await asyncio.sleep(0.05)
+        count = await open_sockets(api_or_client, token)
+
+
+async def inbox(api: "Api", token: str, **params: object) -> dict:
+    """GET /notifications as the owner of `token`; it must succeed with the usual shape."""
+    response = await api.client.get("/notifications", params=params, headers=bearer(token))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"items", "unread_count"}, body
+    return body
