@@ -1,6 +1,5 @@
 """Request and response models shared by the REST API and the socket messages."""
 
-import re
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -106,14 +105,6 @@ class ReadAllResult(BaseModel):
 class UnknownUsersBody(BaseModel):
     detail: str
     usernames: list[str]
-
-
-class Health(BaseModel):
-    status: str
-
-
-def is_valid_username(name: str) -> bool:
-    return re.fullmatch(USERNAME_PATTERN, name) is not None
 
 
 class BroadcastOut(BaseModel):

@@ -179,3 +179,13 @@ async def test_replay_returns_only_own_notifications(api):
     assert got_a == [*mine, marker_a]
     assert got_b == [*theirs[1:], marker_b]
     assert not set(ids_of(got_a)) & set(ids_of(got_b))
+
+
+async def test_since_beyond_every_issued_id_still_gets_new_ones(api):
+    """A `since` from another database (say, before a reset) must not mute the socket."""
+    username, token = await api.user_with_token()
+    async with AsyncExitStack() as stack:
+        ws = await connect(api, token, stack, since=10**15)
+        sent = [await api.send(username, f"after-reset-{i}") for i in range(3)]
+        received = [await recv_notification(ws, within=TIMEOUT) for _ in sent]
+    assert received == sent

@@ -40,10 +40,6 @@ class Hub:
     def count(self, username: str) -> int:
         return len(self._by_user.get(username, ()))
 
-    @property
-    def total(self) -> int:
-        return sum(len(sockets) for sockets in self._by_user.values())
-
     async def close_all(self, close: Close) -> None:
         """Refuse new sockets and close every open one."""
         self._closing = True
