@@ -4,6 +4,7 @@ import uvicorn
 
 from notifier.app import create_app
 from notifier.delivery.closes import SHUTDOWN
+from notifier.logs import redact_uvicorn_logs
 from notifier.runtime import Runtime
 from notifier.settings import Settings
 
@@ -40,4 +41,6 @@ def uvicorn_config(settings: Settings, app: object, host: str, port: int) -> uvi
 
 def serve(settings: Settings, host: str, port: int) -> None:
     app = create_app(settings)
-    NotifierServer(uvicorn_config(settings, app, host, port), app.state.runtime).run()
+    config = uvicorn_config(settings, app, host, port)  # configures uvicorn's loggers
+    redact_uvicorn_logs()
+    NotifierServer(config, app.state.runtime).run()

@@ -176,3 +176,16 @@ async def test_cookie_with_configured_origins(server_factory, api_for):
         )
         assert close == (1008, "origin not allowed")
         assert await open_sockets(api, token) == 0
+
+
+async def test_tokens_never_reach_the_server_log(api):
+    username, token = await api.user_with_token()
+    async with websockets.connect(f"{api.server.ws_url}?token={token}&since=0") as ws:
+        sent = await api.send(username, "logged?")
+        assert await recv_notification(ws) == sent
+    bad = "not.a-valid.token"
+    await expect_rejection(f"{api.server.ws_url}?token={bad}")
+    log = api.server.log()
+    assert "/ws?token=[redacted]&since=0" in log
+    assert token not in log
+    assert bad not in log

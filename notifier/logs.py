@@ -1,0 +1,30 @@
+"""Logging: credentials never reach the logs."""
+
+import logging
+import re
+
+# uvicorn logs each request's path with its query string, and `/ws?token=` carries a
+# live access token.
+_CREDENTIAL_IN_QUERY = re.compile(r"([?&](?:token|access_token)=)[^&\s\"']+")
+
+
+def redact(text: str) -> str:
+    return _CREDENTIAL_IN_QUERY.sub(r"\1[redacted]", text)
+
+
+class RedactCredentials(logging.Filter):
+    """Rewrites token query parameters in a record's message and arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def redact_uvicorn_logs() -> None:
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactCredentials) for f in logger.filters):
+            logger.addFilter(RedactCredentials())
