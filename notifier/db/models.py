@@ -8,7 +8,17 @@ notification id, the position in that user's stream, and carries the read state.
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT ids.
@@ -31,6 +41,10 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_notification_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Head of this user's stream. Sends lock the user's row to move it, which is what makes
+    a user's ids commit in id order (see `Store._lock_recipients`)."""
+    unread_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class Message(Base):
@@ -60,3 +74,19 @@ class Notification(Base):
 
     message: Mapped[Message] = relationship(lazy="joined", innerjoin=True)
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class IdempotencyKey(Base):
+    """A send's `Idempotency-Key` with the response it produced, written in the send's own
+    transaction so that a key is never stored without its notifications or the reverse."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("sender_id", "key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sender_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(default=201)
+    response: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
