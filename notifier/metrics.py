@@ -11,24 +11,31 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.open_sockets = Gauge(
-            "notifier_open_sockets", "Sockets currently open in this process.",
+            "notifier_open_sockets",
+            "Sockets currently open in this process.",
             registry=self.registry,
         )
         self.sockets_opened = Counter(
-            "notifier_sockets_opened", "Sockets authenticated and registered.",
+            "notifier_sockets_opened",
+            "Sockets authenticated and registered.",
             registry=self.registry,
         )
         self.sockets_rejected = Counter(
-            "notifier_sockets_rejected", "Sockets closed before joining, by close reason.",
-            ["reason"], registry=self.registry,
+            "notifier_sockets_rejected",
+            "Sockets closed before joining, by close reason.",
+            ["reason"],
+            registry=self.registry,
         )
         self.notifications_stored = Counter(
-            "notifier_notifications_stored", "Notification rows stored (one per recipient).",
+            "notifier_notifications_stored",
+            "Notification rows stored (one per recipient).",
             registry=self.registry,
         )
         self.deliveries = Counter(
-            "notifier_deliveries", "Notification frames written to sockets, live or replayed.",
-            ["path"], registry=self.registry,
+            "notifier_deliveries",
+            "Notification frames written to sockets, live or replayed.",
+            ["path"],
+            registry=self.registry,
         )
         self.delivery_latency = Histogram(
             "notifier_delivery_latency_seconds",
@@ -42,6 +49,7 @@ class Metrics:
             registry=self.registry,
         )
         self.broker_up = Gauge(
-            "notifier_broker_up", "1 while the broker subscription is live, else 0.",
+            "notifier_broker_up",
+            "1 while the broker subscription is live, else 0.",
             registry=self.registry,
         )
