@@ -41,9 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Notifier", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_size)
+    app.add_middleware(ws.SocketRouteMiddleware)  # added last: the outermost of ours
     for router in (auth.router, users.router, notifications.router, inbox.router, health.router):
         app.include_router(router)
-    app.include_router(ws.router)
 
     @app.exception_handler(UnknownUsersError)
     async def _unknown_users(_request: Request, exc: UnknownUsersError) -> JSONResponse:

@@ -9,6 +9,7 @@ stored at once.
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Collection
@@ -186,11 +187,10 @@ class NotificationService:
 
     def replay(self, user_id: int) -> ReplayPage:
         """Pages of one user's stored frames after an id, oldest first."""
+        return functools.partial(self._replay_page, user_id)
+
+    async def _replay_page(self, user_id: int, after_id: int) -> tuple[list[tuple[int, str]], bool]:
         page_size = self._replay_page_size
-
-        async def page(after_id: int) -> tuple[list[tuple[int, str]], bool]:
-            notifications, unread_count = await self._store.since(user_id, after_id, page_size)
-            frames = [(n.id, stored_frame(n, unread_count)) for n in notifications]
-            return frames, len(notifications) < page_size
-
-        return page
+        notifications, unread_count = await self._store.since(user_id, after_id, page_size)
+        frames = [(n.id, stored_frame(n, unread_count)) for n in notifications]
+        return frames, len(notifications) < page_size
