@@ -10,6 +10,7 @@ from notifier import __version__
 from notifier.api import auth, health, inbox, notifications, users, ws
 from notifier.db.sending import IdempotencyKeyReusedError, UnknownUsersError
 from notifier.db.store import UsernameTakenError
+from notifier.gc_tuning import tune_for_many_sockets
 from notifier.middleware import BodySizeLimitMiddleware
 from notifier.runtime import Runtime
 from notifier.settings import Settings
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        tune_for_many_sockets()
         restore_signals = close_first_on_exit_signals(runtime.close_sockets)
         try:
             yield
