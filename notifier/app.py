@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from notifier import __version__
-from notifier.api import auth, health, inbox, notifications, users, ws
+from notifier.api import auth, health, inbox, metrics, notifications, pages, users, ws
 from notifier.db.store import UsernameTakenError
 from notifier.delivery.service import UnknownUsersError
 from notifier.middleware import BodySizeLimitMiddleware
@@ -41,6 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (auth.router, users.router, notifications.router, inbox.router, health.router):
         app.include_router(router)
     app.include_router(ws.router)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)
+    app.include_router(pages.router)
+    app.mount("/static", pages.static_files(), name="static")
 
     @app.exception_handler(UnknownUsersError)
     async def _unknown_users(_request: Request, exc: UnknownUsersError) -> JSONResponse:

@@ -10,6 +10,7 @@ from notifier.delivery.broker import Broker, MemoryBroker
 from notifier.delivery.closes import SHUTDOWN
 from notifier.delivery.hub import Hub
 from notifier.delivery.service import NotificationService
+from notifier.metrics import Metrics
 from notifier.settings import Settings
 
 
@@ -21,6 +22,7 @@ class Runtime:
     hub: Hub
     broker: Broker
     notifications: NotificationService
+    metrics: Metrics
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
@@ -39,6 +41,7 @@ class Runtime:
             hub=hub,
             broker=broker,
             notifications=NotificationService(store, broker),
+            metrics=Metrics(),
         )
 
     async def start(self) -> None:
