@@ -10,7 +10,7 @@ from notifier import __version__
 from notifier.api import auth, health, inbox, metrics, notifications, pages, users, ws
 from notifier.db.store import UsernameTakenError
 from notifier.delivery.service import UnknownUsersError
-from notifier.middleware import BodySizeLimitMiddleware
+from notifier.middleware import BodySizeLimitMiddleware, SocketEventLog
 from notifier.runtime import Runtime
 from notifier.settings import Settings
 
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Notifier", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_size)
+    app.add_middleware(SocketEventLog)
     for router in (auth.router, users.router, notifications.router, inbox.router, health.router):
         app.include_router(router)
     app.include_router(ws.router)

@@ -4,7 +4,7 @@ import uvicorn
 
 from notifier.app import create_app
 from notifier.delivery.closes import SHUTDOWN
-from notifier.logs import redact_uvicorn_logs
+from notifier.logs import uvicorn_log_config
 from notifier.runtime import Runtime
 from notifier.settings import Settings
 
@@ -30,6 +30,7 @@ def uvicorn_config(settings: Settings, app: object, host: str, port: int) -> uvi
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
+        log_config=uvicorn_log_config(settings.log_format, settings.log_level),
         log_level=settings.log_level,
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_timeout,
@@ -41,6 +42,5 @@ def uvicorn_config(settings: Settings, app: object, host: str, port: int) -> uvi
 
 def serve(settings: Settings, host: str, port: int) -> None:
     app = create_app(settings)
-    config = uvicorn_config(settings, app, host, port)  # configures uvicorn's loggers
-    redact_uvicorn_logs()
+    config = uvicorn_config(settings, app, host, port)  # configures the loggers
     NotifierServer(config, app.state.runtime).run()

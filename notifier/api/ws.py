@@ -18,6 +18,7 @@ from notifier.db.store import StoredUser
 from notifier.delivery import closes
 from notifier.delivery.closes import Close
 from notifier.delivery.connection import Connection, SocketGone
+from notifier.middleware import socket_opened
 from notifier.runtime import Runtime
 
 router = APIRouter()
@@ -104,6 +105,7 @@ async def _serve(
     if not runtime.hub.register(connection):
         await websocket.close(*closes.SHUTDOWN)
         return
+    socket_opened(websocket.scope, user.username, since)
     loop = asyncio.get_running_loop()
     try:
         connection.start(since, runtime.notifications.replay(user.id))
