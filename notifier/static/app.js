@@ -378,11 +378,11 @@ function updateAudience() {
 
 async function onSend(event) {
   event.preventDefault();
-  const result = $("send-result");
   const report = (text, ok) => {
-    result.textContent = text;
-    result.className = ok ? "ok" : "error";
-    result.hidden = false;
+    const line = $("send-result");
+    line.textContent = text;
+    line.className = ok ? "ok" : "error";
+    line.hidden = false;
   };
   let data = {};
   const rawData = $("send-data").value.trim();
@@ -398,22 +398,26 @@ async function onSend(event) {
     }
   }
   const content = { title: $("send-title").value, body: $("send-body").value, data };
+  const sent = (text) => {
+    report(text, true);
+    for (const id of ["send-title", "send-body", "send-data"]) $(id).value = "";
+  };
   const usernames = $("send-usernames").value.split(/[\s,]+/).filter(Boolean);
   try {
     if (audience() === "everyone") {
-      const sent = await api("POST", "/notifications/broadcast", { json: content });
-      report(`Broadcast to ${sent.recipients} user${sent.recipients === 1 ? "" : "s"}.`, true);
+      const result = await api("POST", "/notifications/broadcast", { json: content });
+      sent(`Broadcast to ${result.recipients} user${result.recipients === 1 ? "" : "s"}.`);
     } else if (audience() === "one") {
       if (usernames.length !== 1) {
         report("Name exactly one user, or choose \"several users\".", false);
         return;
       }
       const path = `/users/${encodeURIComponent(usernames[0])}/notifications`;
-      const sent = await api("POST", path, { json: content });
-      report(`Sent to ${sent.username} (id ${sent.id}).`, true);
+      const notification = await api("POST", path, { json: content });
+      sent(`Sent to ${notification.username} (id ${notification.id}).`);
     } else {
-      const sent = await api("POST", "/notifications", { json: { ...content, usernames } });
-      report(`Sent to ${sent.notifications.length} users.`, true);
+      const result = await api("POST", "/notifications", { json: { ...content, usernames } });
+      sent(`Sent to ${result.notifications.length} users.`);
     }
   } catch (err) {
     report(err.message, false);
