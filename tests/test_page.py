@@ -285,9 +285,7 @@ async def test_missed_notifications_arrive_once_after_server_restart(
 # --- Sessions ---------------------------------------------------------------------------
 
 
-async def test_expired_session_returns_to_login_with_the_reason(
-    browser, server_factory, api_for
-):
+async def test_expired_session_returns_to_login_with_the_reason(browser, server_factory, api_for):
     proc = server_factory(NOTIFIER_ACCESS_TOKEN_TTL="3")
     async with api_for(proc) as api:
         username = await api.create_user()
