@@ -8,11 +8,11 @@ from fastapi.responses import JSONResponse
 
 from notifier import __version__
 from notifier.api import auth, health, inbox, metrics, notifications, pages, users, ws
-from notifier.db.store import UsernameTakenError
-from notifier.delivery.service import UnknownUsersError
+from notifier.db.store import IdempotencyKeyReusedError, UnknownUsersError, UsernameTakenError
 from notifier.middleware import BodySizeLimitMiddleware, SocketEventLog
 from notifier.runtime import Runtime
 from notifier.settings import Settings
+from notifier.shutdown import close_first_on_exit_signals
 
 DESCRIPTION = """
 Authenticated live notifications. Log in at `POST /token`, open a WebSocket at
@@ -30,9 +30,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        restore_signals = close_first_on_exit_signals(runtime.close_sockets)
         try:
             yield
         finally:
+            restore_signals()
             await runtime.stop()
 
     app = FastAPI(title="Notifier", version=__version__, description=DESCRIPTION, lifespan=lifespan)
@@ -52,6 +54,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(
             {"detail": "unknown users", "usernames": exc.usernames},
             status_code=status.HTTP_404_NOT_FOUND,
+        )
+
+    @app.exception_handler(IdempotencyKeyReusedError)
+    async def _key_reused(_request: Request, _exc: IdempotencyKeyReusedError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "Idempotency-Key was already used for a different request"},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
 
     @app.exception_handler(UsernameTakenError)

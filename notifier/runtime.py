@@ -6,48 +6,64 @@ from notifier.auth.accounts import Accounts
 from notifier.auth.passwords import PasswordHasher
 from notifier.auth.tokens import TokenCodec
 from notifier.db.store import Store
+from notifier.delivery import closes
 from notifier.delivery.broker import Broker, MemoryBroker
-from notifier.delivery.closes import SHUTDOWN
 from notifier.delivery.hub import Hub
+from notifier.delivery.redis_broker import RedisBroker
 from notifier.delivery.service import NotificationService
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 
 
+def build_accounts(settings: Settings, store: Store) -> Accounts:
+    tokens = TokenCodec(
+        settings.secret_key.get_secret_value(), settings.jwt_algorithm, settings.access_token_ttl
+    )
+    return Accounts(store, PasswordHasher(), tokens)
+
+
 @dataclass(frozen=True, slots=True)
 class Runtime:
     settings: Settings
+    metrics: Metrics
     store: Store
     accounts: Accounts
     hub: Hub
     broker: Broker
     notifications: NotificationService
-    metrics: Metrics
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
+        metrics = Metrics()
         store = Store(settings.database_url)
-        tokens = TokenCodec(
-            settings.secret_key.get_secret_value(),
-            settings.jwt_algorithm,
-            settings.access_token_ttl,
-        )
-        hub = Hub()
-        broker = MemoryBroker(hub)
+        hub = Hub(metrics)
+        broker: Broker
+        if settings.uses_memory_broker:
+            broker = MemoryBroker(hub)
+        else:
+            broker = RedisBroker(settings.broker_url, settings.broker_channel_prefix, hub, metrics)
         return cls(
             settings=settings,
+            metrics=metrics,
             store=store,
-            accounts=Accounts(store, PasswordHasher(), tokens),
+            accounts=build_accounts(settings, store),
             hub=hub,
             broker=broker,
-            notifications=NotificationService(store, broker),
-            metrics=Metrics(),
+            notifications=NotificationService(
+                store, hub, broker, metrics, serialize_sends=store.serializes_writes
+            ),
         )
 
     async def start(self) -> None:
         await self.broker.start()
+        self.metrics.broker_up.set(1 if self.broker.up else 0)
+
+    async def close_sockets(self) -> None:
+        """Close every socket with 1012 and its own jittered reconnect hint."""
+        spread = self.settings.shutdown_reconnect_spread_ms
+        await self.hub.close_all(lambda: closes.shutdown(spread))
 
     async def stop(self) -> None:
-        await self.hub.close_all(SHUTDOWN)
+        await self.close_sockets()
         await self.broker.stop()
         await self.store.close()

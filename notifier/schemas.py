@@ -127,3 +127,7 @@ class BroadcastOut(BaseModel):
     body: str
     data: dict[str, Any]
     created_at: UtcDatetime | None
+
+
+class IdempotencyConflictBody(BaseModel):
+    detail: str

@@ -71,18 +71,24 @@ async def notification_socket(websocket: WebSocket) -> None:
     since = _parse_since(websocket)
     await websocket.accept()
     if isinstance(auth, Close):
-        await websocket.close(*auth)
+        await _reject(websocket, runtime, auth)
     elif isinstance(since, Close):
-        await websocket.close(*since)
+        await _reject(websocket, runtime, since)
     else:
         user, claims = auth
         await _serve(websocket, runtime, user, claims, since)
+
+
+async def _reject(websocket: WebSocket, runtime: Runtime, close: Close) -> None:
+    runtime.metrics.sockets_rejected.labels(close.reason).inc()
+    await websocket.close(*close)
 
 
 async def _serve(
     websocket: WebSocket, runtime: Runtime, user: StoredUser, claims: TokenClaims, since: int | None
 ) -> None:
     settings = runtime.settings
+    service = runtime.notifications
 
     async def send_text(frame: str) -> None:
         try:
@@ -94,24 +100,26 @@ async def _serve(
         user.username,
         send_text,
         websocket.close,
+        service.replay(user.id),
         queue_size=settings.ws_queue_size,
         close_timeout=settings.ws_close_timeout,
+        stuck_timeout=settings.ws_stuck_timeout,
+        metrics=runtime.metrics,
     )
-    if since is not None:
-        # Before registering: an id issued after this query must stay above the cursor.
-        since = await runtime.notifications.resume_point(since)
-    # Register before replaying: anything stored from here on is either in the replay
-    # or queued live, and the connection's cursor drops whichever copy comes second.
-    if not runtime.hub.register(connection):
-        await websocket.close(*closes.SHUTDOWN)
+    # Attach before reading where the stream starts: anything stored from here on is
+    # either after the start point or queued live, and the cursor drops the copy that
+    # comes second.
+    if not await service.attach(connection):
+        await websocket.close(*closes.shutdown(settings.shutdown_reconnect_spread_ms))
         return
     socket_opened(websocket.scope, user.username, since)
     loop = asyncio.get_running_loop()
     try:
-        connection.start(since, runtime.notifications.replay(user.id))
+        cursor, catch_up = await service.start_point(user.id, since)
+        connection.start(cursor, catch_up)
         try:
-            # One deadline serves both token expiry and a close begun elsewhere (queue
-            # overflow, shutdown), which moves it to now so this reader stops waiting.
+            # One deadline serves both token expiry and a close begun elsewhere (stuck
+            # client, revocation, shutdown), which moves it to now so this reader stops.
             async with asyncio.timeout_at(
                 loop.time() + claims.expires_at - time.time()
             ) as deadline:
@@ -123,7 +131,7 @@ async def _serve(
                 await connection.close(closes.TOKEN_EXPIRED)
     finally:
         connection.on_closed = None
-        runtime.hub.unregister(connection)
+        await service.detach(connection)
         await connection.stop_writer()
 
 
