@@ -60,6 +60,10 @@ async def test_json_logs(server_factory, api_for):
     assert closed["duration_s"] >= 0
     rejected = next(e for e in events if e["event"] == "socket.rejected")
     assert rejected["reason"] == "invalid token"
+    sent = next(e for e in events if e["event"] == "notification.sent")
+    assert (sent["user"], sent["recipients"], sent["broadcast"]) == (username, 1, False)
+    assert isinstance(sent["id"], int) and isinstance(sent["sender_id"], int)
+    assert sent["idempotent_replay"] is False
 
     requests = [e for e in entries if e.get("event") == "http.request"]
     login = next(r for r in requests if r["path"] == "/token")
@@ -72,6 +76,7 @@ async def test_text_logs_have_one_line_per_event(api):
     username, token, bad = await socket_traffic(api)
     log = await wait_for_log(api.server, f"socket.closed user={username} code=1000")
     assert f"socket.opened user={username} since=0" in log
+    assert f"recipients=1 broadcast=false user={username} id=" in log
     assert 'socket.rejected reason="invalid token"' in log
     assert token not in log and bad not in log
 

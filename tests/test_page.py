@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from clients import inbox, wait_for_open_sockets
+from clients import bearer, inbox, wait_for_open_sockets
 from conftest import ADMIN_PASSWORD, ADMIN_USERNAME, USER_PASSWORD, make_token, unique_name
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
@@ -417,3 +417,47 @@ async def test_admin_sends_from_the_form(browser, server_factory, api_for, tmp_p
         bob_token = await api.login(bob, USER_PASSWORD)
         titles = [n["title"] for n in (await inbox(api, bob_token))["items"]]
     assert titles == ["Maintenance tonight", "Deploy at 5pm"]
+
+
+async def test_read_state_is_shared_live_across_devices(browser, api):
+    """Each device's badge follows the server's unread_count: read frames and the count in
+    every notification frame, whichever device (or API client) marked something read."""
+    username, token = await api.user_with_token()
+    async with (
+        open_tab(browser, api.server.base_url) as phone,
+        open_tab(browser, api.server.base_url) as laptop,
+    ):
+        await phone.log_in(username, USER_PASSWORD)
+        await laptop.log_in(username, USER_PASSWORD)
+        sent = [await api.send(username, f"alert {i}") for i in range(3)]
+        for tab in (phone, laptop):
+            await expect(tab.item(sent[-1]["id"])).to_be_visible()
+            await expect(tab.badge).to_have_text("3")
+
+        # Read on the phone: the laptop follows.
+        await phone.item(sent[0]["id"]).get_by_role("button", name="Mark read").click()
+        for tab in (phone, laptop):
+            await expect(tab.item(sent[0]["id"])).to_have_class("read")
+            await expect(tab.badge).to_have_text("2")
+
+        # Read by another client through the API: both pages follow.
+        marked = await api.client.post(
+            f"/notifications/{sent[1]['id']}/read", headers=bearer(token)
+        )
+        assert marked.status_code == 200
+        for tab in (phone, laptop):
+            await expect(tab.item(sent[1]["id"])).to_have_class("read")
+            await expect(tab.badge).to_have_text("1")
+
+        # A new notification carries the count; then "mark all" on the laptop clears both.
+        newest = await api.send(username, "alert 3")
+        for tab in (phone, laptop):
+            await expect(tab.item(newest["id"])).to_be_visible()
+            await expect(tab.badge).to_have_text("2")
+        await laptop.page.click("#read-all")
+        for tab in (phone, laptop):
+            await expect(tab.item(sent[2]["id"])).to_have_class("read")
+            await expect(tab.item(newest["id"])).to_have_class("read")
+            await expect(tab.badge).to_have_text("0")
+        assert phone.errors == [] and laptop.errors == []
+    assert (await inbox(api, token))["unread_count"] == 0

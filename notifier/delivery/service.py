@@ -22,6 +22,7 @@ from notifier.delivery.frames import (
     stored_frame,
 )
 from notifier.delivery.hub import Hub
+from notifier.logs import log_event
 from notifier.metrics import Metrics
 from notifier.schemas import NotificationContent, NotificationOut
 
@@ -31,6 +32,20 @@ Render = Callable[[list[NotificationOut]], str]
 def _recipient(entry: StreamEntry) -> Recipient:
     notification = entry.notification
     return Recipient(notification.username, notification.id, entry.previous_id, entry.unread_count)
+
+
+def _log_sent(result: SendResult, sender_id: int, broadcast: bool) -> None:
+    # One recipient: name it and the id; many: only how many (a broadcast can be huge).
+    one = result.entries[0].notification if len(result.entries) == 1 else None
+    log_event(
+        "notification.sent",
+        sender_id=sender_id,
+        recipients=len(result.entries),
+        broadcast=broadcast,
+        user=one.username if one else None,
+        id=one.id if one else None,
+        idempotent_replay=result.replayed,
+    )
 
 
 class NotificationService:
@@ -94,6 +109,7 @@ class NotificationService:
             if result.entries:
                 self._metrics.notifications_stored.inc(len(result.entries))
                 await self._broker.publish(self._addressed(result.entries, everyone=not usernames))
+        _log_sent(result, sender_id, broadcast=usernames is None)
         return result
 
     @staticmethod
