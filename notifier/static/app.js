@@ -34,6 +34,7 @@ const state = {
   items: new Map(), // notification id -> notification, everything listed in the inbox
   unread: 0,
   live: false, // the socket is open
+  connectedBefore: false, // a socket was open once: the next open is a reconnect
   countsFromServer: false, // frames carry unread_count, so the socket keeps the badge right
   credentials: null, // {username, password} typed in this tab, for renewal; memory only
   renewTimer: null,
@@ -158,7 +159,13 @@ function leave(reason) {
   clearTimeout(state.renewTimer);
   if (state.socket) state.socket.stop();
   Object.assign(state, {
-    me: null, socket: null, unread: 0, live: false, countsFromServer: false, credentials: null,
+    me: null,
+    socket: null,
+    unread: 0,
+    live: false,
+    connectedBefore: false,
+    countsFromServer: false,
+    credentials: null,
   });
   state.items.clear();
   $("inbox").replaceChildren();
@@ -233,6 +240,20 @@ async function loadInbox() {
   setUnread(page.unread_count);
   updateEmpty();
   return page.items.length ? page.items[0].id : 0;
+}
+
+/** After a reconnect: take read flags and the unread count from the server again. */
+async function resyncInbox() {
+  let page;
+  try {
+    page = await api("GET", "/notifications?limit=50");
+  } catch {
+    return; // the socket's next frames still carry the count
+  }
+  for (const notification of page.items) {
+    if (notification.read) setRead(notification.id);
+  }
+  setUnread(page.unread_count);
 }
 
 function onNotification(notification, frame) {
@@ -336,6 +357,12 @@ function renderItem(notification) {
 
 function showConnection(socketState, detail) {
   state.live = socketState === "live";
+  if (state.live) {
+    // Read frames are not replayed: whatever other devices marked read while this one was
+    // away only shows after a fresh look at the inbox.
+    if (state.connectedBefore) resyncInbox();
+    state.connectedBefore = true;
+  }
   const label = $("connection");
   label.dataset.state = socketState;
   label.textContent = {
