@@ -8,7 +8,8 @@ from fastapi.responses import JSONResponse
 
 from notifier import __version__
 from notifier.api import auth, health, inbox, metrics, notifications, pages, users, ws
-from notifier.db.store import IdempotencyKeyReusedError, UnknownUsersError, UsernameTakenError
+from notifier.db.sending import IdempotencyKeyReusedError, UnknownUsersError
+from notifier.db.store import UsernameTakenError
 from notifier.middleware import BodySizeLimitMiddleware, SocketEventLog
 from notifier.runtime import Runtime
 from notifier.settings import Settings

@@ -49,13 +49,12 @@ class Runtime:
             accounts=build_accounts(settings, store),
             hub=hub,
             broker=broker,
-            notifications=NotificationService(
-                store, hub, broker, metrics, serialize_sends=store.serializes_writes
-            ),
+            notifications=NotificationService(store, hub, broker, metrics),
         )
 
     async def start(self) -> None:
         await self.broker.start()
+        await self.notifications.start()
         self.metrics.broker_up.set(1 if self.broker.up else 0)
 
     async def close_sockets(self) -> None:
@@ -65,5 +64,6 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.close_sockets()
+        await self.notifications.stop()
         await self.broker.stop()
         await self.store.close()

@@ -228,3 +228,39 @@ async def test_slow_consumer_is_dropped_without_slowing_anyone(server_factory, a
             stuck.transport.abort()  # a paused reader cannot finish a close handshake
             for ws in (stuck, alice_ws, bob_ws):
                 await ws.close()
+
+
+async def test_a_slow_reader_catches_up_from_the_store_without_a_disconnect(
+    server_factory, api_for
+):
+    # A tiny queue and big frames: the paused reader's queue overflows many times over.
+    proc = server_factory(NOTIFIER_WS_QUEUE_SIZE="4")
+    data = {"blob": "d" * (15 * 1024)}
+    async with api_for(proc) as api:
+        username, token = await api.user_with_token()
+        slow = await websockets.connect(
+            f"{proc.ws_url}?token={token}&since=0", sock=small_buffer_socket(proc.port)
+        )
+        try:
+            await wait_for_open_sockets(api.client, token, 1, within=5)
+            slow.transport.pause_reading()
+            headers = await api.admin_headers()
+            sent = []
+            for i in range(300):
+                response = await api.client.post(
+                    f"/users/{username}/notifications",
+                    json={"title": f"n{i}", "data": {**data, "i": i}},
+                    headers=headers,
+                )
+                assert response.status_code == 201
+                sent.append(response.json())
+            slow.transport.resume_reading()
+            received = [await recv_notification(slow, within=15) for _ in sent]
+            assert [n["id"] for n in received] == [n["id"] for n in sent]
+            assert received == sent
+            # Still the same open socket, back on live delivery.
+            assert await open_sockets(api.client, token) == 1
+            marker = await api.send(username, "marker")
+            assert await recv_notification(slow) == marker
+        finally:
+            await slow.close()

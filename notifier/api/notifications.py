@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Path, Request, Response, status
 from pydantic import BaseModel
 
 from notifier.auth.deps import AdminUser, RuntimeDep
-from notifier.db.store import IdempotentRequest, SendResult
+from notifier.db.sending import IdempotentRequest, SendRequest, SendResult
 from notifier.schemas import (
     USERNAME_PATTERN,
     BroadcastOut,
@@ -79,11 +79,13 @@ async def send_to_user(
 ) -> Response:
     """Store a notification for one user and push it to every socket they have open."""
     result = await runtime.notifications.send(
-        [username],
-        body,
-        admin.id,
-        _idempotent(request, idempotency_key, body),
-        render=lambda stored: stored[0].model_dump_json(),
+        SendRequest(
+            [username],
+            body,
+            admin.id,
+            _idempotent(request, idempotency_key, body),
+            render=lambda stored: stored[0].model_dump_json(),
+        )
     )
     return _respond(result)
 
@@ -104,11 +106,13 @@ async def send_to_users(
     """Store one notification per named user, all or nothing, and push each live."""
     content = NotificationContent(title=body.title, body=body.body, data=body.data)
     result = await runtime.notifications.send(
-        body.usernames,
-        content,
-        admin.id,
-        _idempotent(request, idempotency_key, body),
-        render=lambda stored: NotificationList(notifications=stored).model_dump_json(),
+        SendRequest(
+            body.usernames,
+            content,
+            admin.id,
+            _idempotent(request, idempotency_key, body),
+            render=lambda stored: NotificationList(notifications=stored).model_dump_json(),
+        )
     )
     return _respond(result)
 
@@ -137,7 +141,7 @@ async def broadcast(
             created_at=stored[0].created_at if stored else None,
         ).model_dump_json()
 
-    result = await runtime.notifications.broadcast(
-        body, admin.id, _idempotent(request, idempotency_key, body), render
+    result = await runtime.notifications.send(
+        SendRequest(None, body, admin.id, _idempotent(request, idempotency_key, body), render)
     )
     return _respond(result)

@@ -1,4 +1,8 @@
-"""The statements of one send, run inside the store's write transaction.
+"""The statements of a batch of sends, run inside one write transaction of the store.
+
+Batching. Concurrent sends in one process are stored together (group commit): one lock
+pass, one insert of messages, one of notifications, one update of stream heads, one
+commit, whatever the number of sends in the batch.
 
 Ordering. Clients resume with `since=<last id>`, so for each user, ids must become
 visible in id order: if a user's id 11 could commit while id 10 is still in flight, a
@@ -11,7 +15,7 @@ stream head and unread count below), and replay keeps using the primary key inde
 SQLite needs no row locks: a write transaction there holds the database's one write lock.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,12 +29,45 @@ from notifier.schemas import NotificationContent, NotificationOut
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LockedUser:
+    """A recipient's row, locked for the batch; head and count move as sends are stored."""
+
     id: int
     username: str
     head: int
     unread_count: int
+
+
+class UnknownUsersError(Exception):
+    """Some recipients do not exist; nothing was stored or sent."""
+
+    def __init__(self, usernames: Sequence[str]) -> None:
+        super().__init__(", ".join(usernames))
+        self.usernames = list(usernames)
+
+
+class IdempotencyKeyReusedError(Exception):
+    """The sender used this idempotency key for a different request within its window."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    key: str
+    request_hash: str
+    """Fingerprint of the route and body: a reused key must come with the same request."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    usernames: Sequence[str] | None
+    """Recipients in id order of the result; None for every user."""
+    content: NotificationContent
+    sender_id: int
+    idempotency: IdempotentRequest | None
+    render: Callable[[list[NotificationOut]], str]
+    """Turns what was stored into the response body, kept with the idempotency key."""
+    status_code: int = 201
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +82,15 @@ class StreamEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredResponse:
-    """The response an earlier send with the same idempotency key gave."""
-
+class SendResult:
+    entries: list[StreamEntry]
+    """What this send stored; empty when it replayed an earlier response."""
     status_code: int
     body: str
-    request_hash: str
+    replayed: bool
+
+
+SendOutcome = SendResult | UnknownUsersError | IdempotencyKeyReusedError
 
 
 _LOCKED_COLUMNS = (User.id, User.username, User.last_notification_id, User.unread_count)
@@ -73,21 +113,88 @@ async def lock_users_by_id(session: AsyncSession, user_id: int) -> list[LockedUs
     return [LockedUser(*row) for row in rows.tuples()]
 
 
-async def claim_idempotency_key(
-    session: AsyncSession, sender_id: int, key: str, request_hash: str
-) -> StoredResponse | None:
-    """Record the key for this send, or return what the earlier send with it answered.
+async def store_sends(session: AsyncSession, requests: Sequence[SendRequest]) -> list[SendOutcome]:
+    """Store every valid send of the batch; one outcome per request, in order."""
+    everyone = any(request.usernames is None for request in requests)
+    names = None if everyone else sorted({n for r in requests for n in r.usernames or ()})
+    locked = await lock_users(session, names)
+    by_name = {user.username: user for user in locked}
+    if any(request.idempotency for request in requests):
+        await session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_WINDOW)
+        )
+
+    outcomes: list[SendOutcome | None] = [None] * len(requests)
+    planned: list[tuple[int, list[LockedUser]]] = []
+    # Repeats of a key within this batch answer like the send that claimed it.
+    claimed_here: dict[tuple[int, str], tuple[int, str]] = {}
+    repeats: list[tuple[int, int]] = []
+    for index, request in enumerate(requests):
+        if request.usernames is None:
+            recipients = locked
+        else:
+            unknown = [name for name in request.usernames if name not in by_name]
+            if unknown:
+                outcomes[index] = UnknownUsersError(unknown)
+                continue
+            recipients = [by_name[name] for name in request.usernames]
+        if request.idempotency is not None:
+            key = (request.sender_id, request.idempotency.key)
+            first = claimed_here.get(key)
+            if first is not None:
+                if first[1] != request.idempotency.request_hash:
+                    outcomes[index] = IdempotencyKeyReusedError(key[1])
+                else:
+                    repeats.append((index, first[0]))
+                continue
+            earlier = await _claim_key(session, request.sender_id, request.idempotency)
+            if earlier is not None:
+                outcomes[index] = earlier
+                continue
+            claimed_here[key] = (index, request.idempotency.request_hash)
+        planned.append((index, recipients))
+
+    for (index, _recipients), entries in zip(
+        planned, await _insert(session, requests, planned), strict=True
+    ):
+        request = requests[index]
+        body = request.render([entry.notification for entry in entries])
+        outcomes[index] = SendResult(entries, request.status_code, body, replayed=False)
+        if request.idempotency is not None:
+            await session.execute(
+                update(IdempotencyKey)
+                .where(
+                    IdempotencyKey.sender_id == request.sender_id,
+                    IdempotencyKey.key == request.idempotency.key,
+                )
+                .values(status_code=request.status_code, response=body)
+            )
+    for index, first in repeats:
+        original = outcomes[first]
+        assert isinstance(original, SendResult)
+        outcomes[index] = SendResult([], original.status_code, original.body, replayed=True)
+    finished = [outcome for outcome in outcomes if outcome is not None]
+    assert len(finished) == len(requests)
+    return finished
+
+
+async def _claim_key(
+    session: AsyncSession, sender_id: int, idempotency: IdempotentRequest
+) -> SendOutcome | None:
+    """Record the key for this send, or the outcome of the earlier send that used it.
 
     On PostgreSQL a concurrent send holding the same key makes the insert wait until that
-    send commits (then we return its response) or rolls back (then the key is ours).
+    send commits (then we answer with its response) or rolls back (then the key is ours).
     """
-    await session.execute(
-        delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_WINDOW)
-    )
     dialect = sqlite if session.bind.dialect.name == "sqlite" else postgresql
     claimed = await session.scalar(
         dialect.insert(IdempotencyKey)
-        .values(sender_id=sender_id, key=key, request_hash=request_hash, created_at=utcnow())
+        .values(
+            sender_id=sender_id,
+            key=idempotency.key,
+            request_hash=idempotency.request_hash,
+            created_at=utcnow(),
+        )
         .on_conflict_do_nothing(index_elements=["sender_id", "key"])
         .returning(IdempotencyKey.id)
     )
@@ -95,73 +202,86 @@ async def claim_idempotency_key(
         return None
     row = await session.scalar(
         select(IdempotencyKey).where(
-            IdempotencyKey.sender_id == sender_id, IdempotencyKey.key == key
+            IdempotencyKey.sender_id == sender_id, IdempotencyKey.key == idempotency.key
         )
     )
     assert row is not None  # the conflict was with a committed row
-    return StoredResponse(row.status_code, row.response, row.request_hash)
+    if row.request_hash != idempotency.request_hash:
+        return IdempotencyKeyReusedError(idempotency.key)
+    return SendResult([], row.status_code, row.response, replayed=True)
 
 
-async def save_response(
-    session: AsyncSession, sender_id: int, key: str, status_code: int, body: str
-) -> None:
-    await session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.sender_id == sender_id, IdempotencyKey.key == key)
-        .values(status_code=status_code, response=body)
-    )
-
-
-async def insert_notifications(
+async def _insert(
     session: AsyncSession,
-    recipients: Sequence[LockedUser],
-    content: NotificationContent,
-    sender_id: int | None,
-) -> list[StreamEntry]:
-    """Store one message for the locked `recipients` and move their stream heads.
-
-    Ids follow the order of `recipients`.
-    """
-    message = Message(
-        title=content.title,
-        body=content.body,
-        data=content.data,
-        sender_id=sender_id,
-        created_at=utcnow(),
-    )
-    session.add(message)
-    await session.flush()
-    if not recipients:
+    requests: Sequence[SendRequest],
+    planned: Sequence[tuple[int, list[LockedUser]]],
+) -> list[list[StreamEntry]]:
+    """Insert the planned sends' messages and notifications; move the heads and counts."""
+    if not planned:
         return []
-    ids = await session.scalars(
-        insert(Notification).returning(Notification.id, sort_by_parameter_order=True),
-        [{"user_id": user.id, "message_id": message.id} for user in recipients],
-    )
-    entries = [
-        StreamEntry(
-            NotificationOut(
-                id=notification_id,
-                username=user.username,
-                title=message.title,
-                body=message.body,
-                data=message.data,
-                created_at=message.created_at,
-                read=False,
-            ),
-            previous_id=user.head,
-            unread_count=user.unread_count + 1,
+    now = utcnow()
+    message_ids = list(
+        await session.scalars(
+            insert(Message).returning(Message.id, sort_by_parameter_order=True),
+            [
+                {
+                    "title": requests[index].content.title,
+                    "body": requests[index].content.body,
+                    "data": requests[index].content.data,
+                    "sender_id": requests[index].sender_id,
+                    "created_at": now,
+                }
+                for index, _recipients in planned
+            ],
         )
-        for user, notification_id in zip(recipients, ids, strict=True)
-    ]
-    await session.execute(
-        update(User),
-        [
-            {
-                "id": user.id,
-                "last_notification_id": entry.notification.id,
-                "unread_count": entry.unread_count,
-            }
-            for user, entry in zip(recipients, entries, strict=True)
-        ],
     )
-    return entries
+    rows = [
+        {"user_id": user.id, "message_id": message_id}
+        for (_index, recipients), message_id in zip(planned, message_ids, strict=True)
+        for user in recipients
+    ]
+    notification_ids = iter(
+        list(
+            await session.scalars(
+                insert(Notification).returning(Notification.id, sort_by_parameter_order=True),
+                rows,
+            )
+        )
+        if rows
+        else []
+    )
+    batches: list[list[StreamEntry]] = []
+    touched: dict[int, LockedUser] = {}
+    for index, recipients in planned:
+        content = requests[index].content
+        entries = []
+        for user in recipients:
+            notification_id = next(notification_ids)
+            entries.append(
+                StreamEntry(
+                    NotificationOut(
+                        id=notification_id,
+                        username=user.username,
+                        title=content.title,
+                        body=content.body,
+                        data=content.data,
+                        created_at=now,
+                        read=False,
+                    ),
+                    previous_id=user.head,
+                    unread_count=user.unread_count + 1,
+                )
+            )
+            user.head = notification_id
+            user.unread_count += 1
+            touched[user.id] = user
+        batches.append(entries)
+    if touched:
+        await session.execute(
+            update(User),
+            [
+                {"id": u.id, "last_notification_id": u.head, "unread_count": u.unread_count}
+                for u in touched.values()
+            ],
+        )
+    return batches

@@ -1,6 +1,6 @@
 """Async queries the rest of the app calls. Sessions are opened here and nowhere else."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,31 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from notifier.db.engine import WRITE, create_engine
 from notifier.db.models import Notification, User, utcnow
-from notifier.db.sending import (
-    StreamEntry,
-    claim_idempotency_key,
-    insert_notifications,
-    lock_users,
-    lock_users_by_id,
-    save_response,
-)
-from notifier.schemas import NotificationContent, NotificationOut
+from notifier.db.sending import SendOutcome, SendRequest, lock_users_by_id, store_sends
+from notifier.schemas import NotificationOut
 
 
 class UsernameTakenError(Exception):
     """A user with that name already exists."""
-
-
-class UnknownUsersError(Exception):
-    """Some recipients do not exist; nothing was stored or sent."""
-
-    def __init__(self, usernames: Sequence[str]) -> None:
-        super().__init__(", ".join(usernames))
-        self.usernames = list(usernames)
-
-
-class IdempotencyKeyReusedError(Exception):
-    """The sender used this idempotency key for a different request within its window."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,23 +25,6 @@ class StoredUser:
     password_hash: str
     is_admin: bool
     created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotentRequest:
-    key: str
-    request_hash: str
-    """Fingerprint of the route and body: a reused key must come with the same request."""
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    entries: list[StreamEntry]
-    """What this call stored; empty when it replayed an earlier response."""
-    status_code: int
-    body: str
-    """The response, rendered inside the transaction so a retry gets the same bytes."""
-    replayed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +59,6 @@ class Store:
             self.engine.execution_options(**{WRITE: True}), expire_on_commit=False
         )
 
-    @property
-    def serializes_writes(self) -> bool:
-        """SQLite runs one write transaction at a time."""
-        return self.engine.dialect.name == "sqlite"
-
     async def close(self) -> None:
         await self.engine.dispose()
 
@@ -131,41 +90,14 @@ class Store:
 
     # Sending
 
-    async def send(
-        self,
-        usernames: Sequence[str] | None,
-        content: NotificationContent,
-        sender_id: int,
-        idempotency: IdempotentRequest | None,
-        render: Callable[[list[NotificationOut]], str],
-        status_code: int = 201,
-    ) -> SendResult:
-        """Store one message for the named users (every user when None), all or nothing.
+    async def send_batch(self, requests: Sequence[SendRequest]) -> list[SendOutcome]:
+        """Store a batch of sends in one transaction; one outcome per request, in order.
 
-        Ids follow the order of `usernames`. `render` turns what was stored into the
-        response body, which is kept with the idempotency key in the same transaction.
+        A send to unknown users or with a reused idempotency key fails alone (nothing of it
+        is stored); the others are stored. See `notifier.db.sending`.
         """
         async with self._writes.begin() as session:
-            if idempotency is not None:
-                earlier = await claim_idempotency_key(
-                    session, sender_id, idempotency.key, idempotency.request_hash
-                )
-                if earlier is not None:
-                    if earlier.request_hash != idempotency.request_hash:
-                        raise IdempotencyKeyReusedError(idempotency.key)
-                    return SendResult([], earlier.status_code, earlier.body, replayed=True)
-            users = await lock_users(session, usernames)
-            if usernames is not None:
-                position = {name: index for index, name in enumerate(usernames)}
-                unknown = set(usernames).difference(user.username for user in users)
-                if unknown:
-                    raise UnknownUsersError([name for name in usernames if name in unknown])
-                users.sort(key=lambda user: position[user.username])
-            entries = await insert_notifications(session, users, content, sender_id)
-            body = render([entry.notification for entry in entries])
-            if idempotency is not None:
-                await save_response(session, sender_id, idempotency.key, status_code, body)
-        return SendResult(entries, status_code, body, replayed=False)
+            return await store_sends(session, requests)
 
     # Reading
 

@@ -1,14 +1,20 @@
 """NotificationService: the one path from a send to the sockets, and from a socket to its
 stream. Store first, then publish; sockets join the hub and the broker only through here.
+
+Sends go through one queue per process: a single task takes whatever sends are waiting,
+stores them in one transaction (group commit) and publishes them in commit order. Under
+load this turns many small transactions into a few larger ones; when idle, a send is
+stored at once.
 """
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection
 
-from notifier.db.sending import StreamEntry
-from notifier.db.store import IdempotentRequest, SendResult, Store
+from notifier.db.sending import SendRequest, SendResult, StreamEntry
+from notifier.db.store import Store
 from notifier.delivery.broker import Addressed, Broker
 from notifier.delivery.closes import Close
 from notifier.delivery.connection import Connection, ReplayPage
@@ -24,9 +30,10 @@ from notifier.delivery.frames import (
 from notifier.delivery.hub import Hub
 from notifier.logs import log_event
 from notifier.metrics import Metrics
-from notifier.schemas import NotificationContent, NotificationOut
+from notifier.schemas import NotificationOut
 
-Render = Callable[[list[NotificationOut]], str]
+logger = logging.getLogger(__name__)
+PendingSend = tuple[SendRequest, "asyncio.Future[SendResult]"]
 
 
 def _recipient(entry: StreamEntry) -> Recipient:
@@ -48,6 +55,15 @@ def _log_sent(result: SendResult, sender_id: int, broadcast: bool) -> None:
     )
 
 
+def _addressed(entries: list[StreamEntry], everyone: bool) -> list[Addressed]:
+    content = content_members(entries[0].notification)
+    committed_at = time.time()
+    recipients = [_recipient(entry) for entry in entries]
+    if everyone:
+        return [(None, Publication(content, recipients, committed_at))]
+    return [(r.username, Publication(content, [r], committed_at)) for r in recipients]
+
+
 class NotificationService:
     def __init__(
         self,
@@ -56,70 +72,72 @@ class NotificationService:
         broker: Broker,
         metrics: Metrics,
         *,
-        serialize_sends: bool,
+        max_batch: int = 256,
         replay_page_size: int = 500,
     ) -> None:
         self._store = store
         self._hub = hub
         self._broker = broker
         self._metrics = metrics
+        self._max_batch = max_batch
         self._replay_page_size = replay_page_size
-        # On SQLite, sends are serialized by the database anyway; doing it here too keeps
-        # this process publishing in commit order, so sockets rarely need to catch up.
-        # On PostgreSQL, sends run concurrently and sockets put late frames back in order.
-        self._send_lock: asyncio.Lock | None = asyncio.Lock() if serialize_sends else None
+        self._pending: asyncio.Queue[PendingSend] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._sender = asyncio.create_task(self._send_batches())
+
+    async def stop(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+        while not self._pending.empty():
+            _request, future = self._pending.get_nowait()
+            future.cancel()
 
     # Sending
 
-    async def send(
-        self,
-        usernames: Sequence[str],
-        content: NotificationContent,
-        sender_id: int,
-        idempotency: IdempotentRequest | None,
-        render: Render,
-    ) -> SendResult:
-        """Store one notification per named user, all or nothing, then deliver them live.
+    async def send(self, request: SendRequest) -> SendResult:
+        """Store a send (all or nothing), then deliver it live; returns once it is stored.
 
-        Raises `UnknownUsersError` (nothing stored) and `IdempotencyKeyReusedError`.
+        Raises `UnknownUsersError` and `IdempotencyKeyReusedError` (nothing stored).
         """
-        return await self._send(usernames, content, sender_id, idempotency, render)
-
-    async def broadcast(
-        self,
-        content: NotificationContent,
-        sender_id: int,
-        idempotency: IdempotentRequest | None,
-        render: Render,
-    ) -> SendResult:
-        """Store a notification for every user that exists now, then deliver it live."""
-        return await self._send(None, content, sender_id, idempotency, render)
-
-    async def _send(
-        self,
-        usernames: Sequence[str] | None,
-        content: NotificationContent,
-        sender_id: int,
-        idempotency: IdempotentRequest | None,
-        render: Render,
-    ) -> SendResult:
-        lock = self._send_lock or contextlib.nullcontext()
-        async with lock:
-            result = await self._store.send(usernames, content, sender_id, idempotency, render)
-            if result.entries:
-                self._metrics.notifications_stored.inc(len(result.entries))
-                await self._broker.publish(self._addressed(result.entries, everyone=not usernames))
-        _log_sent(result, sender_id, broadcast=usernames is None)
+        future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        self._pending.put_nowait((request, future))
+        result = await future
+        _log_sent(result, request.sender_id, broadcast=request.usernames is None)
         return result
 
-    @staticmethod
-    def _addressed(entries: list[StreamEntry], everyone: bool) -> list[Addressed]:
-        content = content_members(entries[0].notification)
-        committed_at = time.time()
-        recipients = [_recipient(entry) for entry in entries]
-        if everyone:
-            return [(None, Publication(content, recipients, committed_at))]
-        return [(r.username, Publication(content, [r], committed_at)) for r in recipients]
+    async def _send_batches(self) -> None:
+        while True:
+            batch = [await self._pending.get()]
+            while len(batch) < self._max_batch and not self._pending.empty():
+                batch.append(self._pending.get_nowait())
+            try:
+                await self._store_and_publish(batch)
+            except Exception as exc:
+                logger.exception("storing a batch of %d sends failed", len(batch))
+                for _request, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+
+    async def _store_and_publish(self, batch: list[PendingSend]) -> None:
+        outcomes = await self._store.send_batch([request for request, _future in batch])
+        messages: list[Addressed] = []
+        for (request, _future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, SendResult) and outcome.entries:
+                self._metrics.notifications_stored.inc(len(outcome.entries))
+                messages.extend(_addressed(outcome.entries, everyone=request.usernames is None))
+        # Published in commit order, so this process's copies rarely arrive out of order.
+        await self._broker.publish(messages)
+        for (_request, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():  # the caller went away
+                continue
+            if isinstance(outcome, SendResult):
+                future.set_result(outcome)
+            else:
+                future.set_exception(outcome)
 
     # Read state, shared live by every socket of the user
 
