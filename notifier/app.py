@@ -7,11 +7,11 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from notifier import __version__
-from notifier.api import auth, health, inbox, notifications, users, ws
+from notifier.api import auth, health, inbox, metrics, notifications, pages, users, ws
 from notifier.db.sending import IdempotencyKeyReusedError, UnknownUsersError
 from notifier.db.store import UsernameTakenError
 from notifier.gc_tuning import tune_for_many_sockets
-from notifier.middleware import BodySizeLimitMiddleware
+from notifier.middleware import BodySizeLimitMiddleware, SocketEventLog
 from notifier.runtime import Runtime
 from notifier.settings import Settings
 from notifier.shutdown import close_first_on_exit_signals
@@ -43,9 +43,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Notifier", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_size)
-    app.add_middleware(ws.SocketRouteMiddleware)  # added last: the outermost of ours
+    # Middleware added later wraps what was added before: sockets pass the event log,
+    # then go straight to `/ws`, skipping the HTTP layers.
+    app.add_middleware(ws.SocketRouteMiddleware)
+    app.add_middleware(SocketEventLog)
     for router in (auth.router, users.router, notifications.router, inbox.router, health.router):
         app.include_router(router)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)
+    app.include_router(pages.router)
+    app.mount("/static", pages.static_files(), name="static")
 
     @app.exception_handler(UnknownUsersError)
     async def _unknown_users(_request: Request, exc: UnknownUsersError) -> JSONResponse:

@@ -4,7 +4,7 @@ Nothing else in the package reads `os.environ`: the settings are built once (by 
 CLI or the app factory) and passed to whatever needs them.
 """
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
 from pydantic import Field, SecretStr, field_validator
@@ -29,7 +29,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
     workers: int = Field(default=1, ge=1)
+
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
 
     ws_ping_interval: float = Field(default=20.0, gt=0)
     ws_ping_timeout: float = Field(default=20.0, gt=0)
@@ -63,3 +67,9 @@ class Settings(BaseSettings):
                 return orjson.loads(text)
             return [item.strip().rstrip("/") for item in text.split(",") if item.strip()]
         return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `NOTIFIER_METRICS_TOKEN=` in an env file means "no token", not "the empty token".
+        return None if isinstance(value, str) and not value.strip() else value

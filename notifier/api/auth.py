@@ -1,13 +1,15 @@
 """Password login: bearer tokens for apps and curl, a cookie session for browsers."""
 
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from notifier.auth.deps import COOKIE_NAME, RuntimeDep
+from notifier.auth.deps import COOKIE_NAME, RuntimeDep, bearer_scheme
+from notifier.auth.tokens import TokenError
 from notifier.runtime import Runtime
-from notifier.schemas import Token
+from notifier.schemas import SessionInfo, Token
 
 router = APIRouter(tags=["auth"])
 
@@ -48,3 +50,28 @@ async def open_session(runtime: RuntimeDep, form: LoginForm, response: Response)
 @router.delete("/session", status_code=status.HTTP_204_NO_CONTENT, summary="Log out")
 async def close_session(response: Response) -> None:
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax")
+
+
+@router.get("/session", response_model=SessionInfo, summary="Who the session speaks for")
+async def read_session(
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    bearer: Annotated[str | None, Depends(bearer_scheme)],
+) -> SessionInfo:
+    """Always 200, so a page can ask whether it is logged in without a failed request;
+    `reason` says why not, in the words a socket's 1008 close would use."""
+    response.headers["Cache-Control"] = "no-store"
+    token = bearer or request.cookies.get(COOKIE_NAME)
+    if not token:
+        return SessionInfo(authenticated=False, reason="no token")
+    try:
+        user, claims = await runtime.accounts.resolve(token)
+    except TokenError as exc:
+        return SessionInfo(authenticated=False, reason=exc.reason)
+    return SessionInfo(
+        authenticated=True,
+        username=user.username,
+        is_admin=user.is_admin,
+        expires_in=max(0, claims.expires_at - int(time.time())),
+    )

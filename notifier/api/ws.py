@@ -19,6 +19,7 @@ from notifier.db.store import StoredUser
 from notifier.delivery import closes
 from notifier.delivery.closes import Close
 from notifier.delivery.connection import Connection, SocketGone
+from notifier.middleware import socket_opened
 from notifier.runtime import Runtime
 
 PATH = "/ws"
@@ -129,6 +130,7 @@ async def _serve(
     if not await service.attach(connection):
         await websocket.close(*closes.shutdown(settings.shutdown_reconnect_spread_ms))
         return
+    socket_opened(websocket.scope, user.username, since)
     loop = asyncio.get_running_loop()
     try:
         cursor, catch_up = await service.start_point(user.id, since)

@@ -29,6 +29,7 @@ from notifier.delivery.frames import (
     stored_frame,
 )
 from notifier.delivery.hub import Hub
+from notifier.logs import log_event
 from notifier.metrics import Metrics
 from notifier.schemas import NotificationOut
 
@@ -39,6 +40,20 @@ PendingSend = tuple[SendRequest, "asyncio.Future[SendResult]"]
 def _recipient(entry: StreamEntry) -> Recipient:
     notification = entry.notification
     return Recipient(notification.username, notification.id, entry.previous_id, entry.unread_count)
+
+
+def _log_sent(result: SendResult, sender_id: int, broadcast: bool) -> None:
+    # One recipient: name it and the id; many: only how many (a broadcast can be huge).
+    one = result.entries[0].notification if len(result.entries) == 1 else None
+    log_event(
+        "notification.sent",
+        sender_id=sender_id,
+        recipients=len(result.entries),
+        broadcast=broadcast,
+        user=one.username if one else None,
+        id=one.id if one else None,
+        idempotent_replay=result.replayed,
+    )
 
 
 def _addressed(entries: list[StreamEntry], everyone: bool) -> list[Addressed]:
@@ -91,7 +106,9 @@ class NotificationService:
         """
         future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self._pending.put_nowait((request, future))
-        return await future
+        result = await future
+        _log_sent(result, request.sender_id, broadcast=request.usernames is None)
+        return result
 
     async def _send_batches(self) -> None:
         while True:
