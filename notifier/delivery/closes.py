@@ -7,8 +7,9 @@
 - 1012 (service restart): the server is shutting down; reconnect with `since` after the
   delay the reason names ("server restarting; retry_after_ms=2375"). Each socket gets its
   own random delay, so a rolling restart does not bring every client back at once.
-- 1013 (try again later): the socket fell too far behind (its queue overflowed);
-  reconnect with `since` to catch up from the store.
+- 1013 (try again later): the client read nothing for NOTIFIER_WS_STUCK_TIMEOUT seconds
+  while frames waited for it (a socket that merely falls behind catches up from the store
+  instead); reconnect with `since`.
 """
 
 import random
