@@ -13,7 +13,7 @@ from fastapi import WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
-from notifier.auth.deps import COOKIE_NAME, get_runtime
+from notifier.auth.deps import COOKIE_NAME, runtime_of
 from notifier.auth.tokens import TokenClaims, TokenError
 from notifier.db.store import StoredUser
 from notifier.delivery import closes
@@ -84,7 +84,7 @@ def _parse_since(websocket: WebSocket) -> int | Close | None:
 
 
 async def notification_socket(websocket: WebSocket) -> None:
-    runtime = get_runtime(websocket)
+    runtime = runtime_of(websocket)
     auth = await _authenticate(websocket, runtime)
     since = _parse_since(websocket)
     await websocket.accept()

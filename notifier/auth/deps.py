@@ -15,8 +15,14 @@ COOKIE_NAME = "access_token"
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
 
 
-def get_runtime(connection: HTTPConnection) -> Runtime:
+def runtime_of(connection: HTTPConnection) -> Runtime:
     return connection.app.state.runtime
+
+
+async def get_runtime(connection: HTTPConnection) -> Runtime:
+    # Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread
+    # hop on every request.
+    return runtime_of(connection)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

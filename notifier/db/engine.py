@@ -15,7 +15,9 @@ def create_engine(database_url: str) -> AsyncEngine:
     if url.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True)
 
-    engine = create_async_engine(url)
+    # Each aiosqlite connection is a thread; keep enough of them open that concurrent
+    # requests do not open and close overflow connections (a thread and pragmas each).
+    engine = create_async_engine(url, pool_size=16, max_overflow=16)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

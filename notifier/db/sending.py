@@ -18,8 +18,9 @@ SQLite needs no row locks: a write transaction there holds the database's one wr
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -220,36 +221,26 @@ async def _insert(
     if not planned:
         return []
     now = utcnow()
-    message_ids = list(
-        await session.scalars(
-            insert(Message).returning(Message.id, sort_by_parameter_order=True),
-            [
-                {
-                    "title": requests[index].content.title,
-                    "body": requests[index].content.body,
-                    "data": requests[index].content.data,
-                    "sender_id": requests[index].sender_id,
-                    "created_at": now,
-                }
-                for index, _recipients in planned
-            ],
-        )
+    message_ids = await _insert_numbered(
+        session,
+        Message,
+        [
+            {
+                "title": requests[index].content.title,
+                "body": requests[index].content.body,
+                "data": requests[index].content.data,
+                "sender_id": requests[index].sender_id,
+                "created_at": now,
+            }
+            for index, _recipients in planned
+        ],
     )
     rows = [
         {"user_id": user.id, "message_id": message_id}
         for (_index, recipients), message_id in zip(planned, message_ids, strict=True)
         for user in recipients
     ]
-    notification_ids = iter(
-        list(
-            await session.scalars(
-                insert(Notification).returning(Notification.id, sort_by_parameter_order=True),
-                rows,
-            )
-        )
-        if rows
-        else []
-    )
+    notification_ids = iter(await _insert_numbered(session, Notification, rows))
     batches: list[list[StreamEntry]] = []
     touched: dict[int, LockedUser] = {}
     for index, recipients in planned:
@@ -285,3 +276,31 @@ async def _insert(
             ],
         )
     return batches
+
+
+async def _insert_numbered(
+    session: AsyncSession, model: type[Message] | type[Notification], rows: list[dict[str, Any]]
+) -> list[int]:
+    """Insert `rows` in one statement and return their ids, in order."""
+    if not rows:
+        return []
+    if session.bind.dialect.name != "sqlite":
+        returning = insert(model).returning(model.id, sort_by_parameter_order=True)
+        return list(await session.scalars(returning, rows))
+    # SQLite answers an ordered INSERT ... RETURNING one row at a time, a round trip per
+    # recipient. This transaction holds SQLite's only write lock, so nobody else takes ids
+    # meanwhile: number the rows here, past every id ever used (AUTOINCREMENT's
+    # sqlite_sequence remembers deleted ones), and insert them with one executemany.
+    table = model.__tablename__
+    used = await session.scalar(
+        text(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = :table), 0),"
+            f" coalesce((SELECT max(id) FROM {table}), 0))"
+        ),
+        {"table": table},
+    )
+    ids = list(range(used + 1, used + 1 + len(rows)))
+    await session.execute(
+        insert(model), [{"id": row_id, **row} for row_id, row in zip(ids, rows, strict=True)]
+    )
+    return ids
