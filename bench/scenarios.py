@@ -137,7 +137,8 @@ async def s2_targeted(server: Server, params: dict[str, Any]) -> dict[str, Any]:
 
     # Warm-up, not measured: first requests pay for imports, pools and caches.
     warm: set[asyncio.Task[Any]] = set()
-    await offered_rate(100, 1.0, lambda at: fire_targeted("warm-up", at), warm)
+    warm_seconds = float(params.get("warm_seconds", 1))
+    await offered_rate(100, warm_seconds, lambda at: fire_targeted("warm-up", at), warm)
     await settle(warm, 10)
 
     steps = []
