@@ -207,6 +207,11 @@ def s4_rows() -> list[Row]:
         Row(key, "stuck sockets afterwards", lambda r: _outcomes(r.get("stuck_outcomes"))),
         Row(
             key,
+            "queue overflows (server counter, where /metrics exists)",
+            dig("server_counters", "notifier_queue_overflows_total"),
+        ),
+        Row(
+            key,
             "stuck sockets: notifications missing",
             dig("stuck_missing_notifications"),
             "0",

@@ -501,6 +501,7 @@ async def s4_slow_consumers(server: Server, params: dict[str, Any]) -> dict[str,
     ):
         await asyncio.sleep(0.1)
     await sampler.stop()
+    counters = await server_counters(broadcast_pool)
     outcomes: dict[str, int] = {}
     for client in stuck_clients:
         if client.close_code is not None:
@@ -528,6 +529,7 @@ async def s4_slow_consumers(server: Server, params: dict[str, Any]) -> dict[str,
         "phases": {"all reading": reading_phase, "1% stuck": stuck_phase},
         "others_p99_rise_percent": rise,
         "stuck_outcomes": outcomes,
+        "server_counters": counters,
         "stuck_missing_notifications": sum(missing(c) for c in stuck_clients),
         "duplicates": tracker.duplicates + feed.duplicates,
         "out_of_order": sum(c.tag.out_of_order for c in reading + stuck_clients),  # type: ignore[attr-defined]
@@ -537,6 +539,23 @@ async def s4_slow_consumers(server: Server, params: dict[str, Any]) -> dict[str,
     for pool in (targeted_pool, feed_pool, broadcast_pool):
         pool.close()
     return result
+
+
+async def server_counters(pool: Any) -> dict[str, float]:
+    """Notifier's queue-overflow and delivery counters from /metrics, when it serves them."""
+    wanted = ("notifier_queue_overflows_total", "notifier_deliveries_total")
+    try:
+        response = await pool.request("GET", "/metrics", timeout=10)
+    except (OSError, TimeoutError, ValueError):
+        return {}
+    if response.status != 200:
+        return {}
+    counters = {}
+    for line in response.body.decode(errors="replace").splitlines():
+        if line.startswith(wanted):
+            name, _, value = line.rpartition(" ")
+            counters[name] = float(value)
+    return counters
 
 
 # S5 reconnect storm

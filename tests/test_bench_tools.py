@@ -6,7 +6,6 @@ compressed ones and keep a socket alive, and its table to divide the right numbe
 
 import asyncio
 import json
-from collections.abc import Callable
 
 from clients import bearer
 
@@ -14,22 +13,32 @@ from bench import profile, report, wsclient
 from bench.httpclient import HttpPool
 
 
-async def _until(condition: Callable[[], bool], within: float = 5.0) -> None:
-    async with asyncio.timeout(within):
-        while not condition():
-            await asyncio.sleep(0.01)
+class Frames:
+    """The `on_message` callback of a bench client: keeps every message, wakes waiters."""
+
+    def __init__(self) -> None:
+        self.items: list[bytes] = []
+        self._arrived = asyncio.Event()
+
+    def __call__(self, _client: wsclient.WsClient, payload: bytes) -> None:
+        self.items.append(payload)
+        self._arrived.set()
+
+    async def wait_for(self, count: int, within: float = 5.0) -> list[dict]:
+        async with asyncio.timeout(within):
+            while len(self.items) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        return [json.loads(item)["notification"] for item in self.items]
 
 
 async def test_ws_client_receives_notifications_and_close_reasons(server, api):
     user, token = await api.user_with_token()
-    frames: list[bytes] = []
-    client = await wsclient.connect(
-        "127.0.0.1", server.port, f"/ws?token={token}", lambda _c, p: frames.append(p)
-    )
+    frames = Frames()
+    client = await wsclient.connect("127.0.0.1", server.port, f"/ws?token={token}", frames)
     try:
         sent = [await api.send(user, title=f"n{i}", data={"i": i}) for i in range(3)]
-        await _until(lambda: len(frames) == 3)
-        received = [json.loads(frame)["notification"] for frame in frames]
+        received = await frames.wait_for(3)
         assert [n["id"] for n in received] == [n["id"] for n in sent]
         assert [n["data"] for n in received] == [{"i": 0}, {"i": 1}, {"i": 2}]
         assert client.open and not client.deflate
@@ -51,13 +60,9 @@ async def test_ws_client_inflates_deflate_frames_and_answers_pings(server_factor
     )
     async with api_for(proc) as api:
         user, token = await api.user_with_token()
-        frames: list[bytes] = []
+        frames = Frames()
         client = await wsclient.connect(
-            "127.0.0.1",
-            proc.port,
-            f"/ws?token={token}",
-            lambda _c, p: frames.append(p),
-            offer_deflate=True,
+            "127.0.0.1", proc.port, f"/ws?token={token}", frames, offer_deflate=True
         )
         try:
             assert client.deflate
@@ -65,13 +70,12 @@ async def test_ws_client_inflates_deflate_frames_and_answers_pings(server_factor
             bodies = ["alpha " * 300, "alpha beta " * 300]
             for body in bodies:
                 await api.send(user, title="long", body=body)
-            await _until(lambda: len(frames) == 2)
-            assert [json.loads(f)["notification"]["body"] for f in frames] == bodies
+            assert [n["body"] for n in await frames.wait_for(2)] == bodies
             # Several ping intervals pass: a client that did not answer would be dropped.
             await asyncio.sleep(1.5)
             assert client.open
             await api.send(user, title="still here")
-            await _until(lambda: len(frames) == 3)
+            await frames.wait_for(3)
         finally:
             client.drop()
 
