@@ -62,6 +62,9 @@ NOTIFIER_DEFLATE = ServerConfig(
 @dataclass(frozen=True)
 class Scenario:
     key: str
+    """The name in the table."""
+    short: str
+    """What --only and --profile match (by prefix): S1, S1-deflate, S2, S3-1k, S3-10k, S4, S5."""
     function: str
     users: int
     params: dict[str, Any]
@@ -86,6 +89,7 @@ def plan(quick: bool) -> list[Scenario]:
     scenarios = [
         Scenario(
             s1_plain,
+            "S1",
             "s1_sockets",
             max(sizes),
             {"sizes": sizes, "offer_deflate": False},
@@ -93,6 +97,7 @@ def plan(quick: bool) -> list[Scenario]:
         ),
         Scenario(
             s1_deflate,
+            "S1-deflate",
             "s1_sockets",
             max(deflate_sizes),
             {"sizes": deflate_sizes, "offer_deflate": True},
@@ -101,6 +106,7 @@ def plan(quick: bool) -> list[Scenario]:
         ),
         Scenario(
             "S2 targeted",
+            "S2",
             "s2_targeted",
             users,
             {
@@ -115,6 +121,7 @@ def plan(quick: bool) -> list[Scenario]:
         ),
         Scenario(
             s3_small,
+            "S3-1k",
             "s3_broadcast",
             500 if quick else 1000,
             {
@@ -129,6 +136,7 @@ def plan(quick: bool) -> list[Scenario]:
         scenarios.append(
             Scenario(
                 s3_large,
+                "S3-10k",
                 "s3_broadcast",
                 10000,
                 {"users": 10000, "sequential": 5, "burst": 5},
@@ -138,6 +146,7 @@ def plan(quick: bool) -> list[Scenario]:
     scenarios += [
         Scenario(
             "S4 slow consumers",
+            "S4",
             "s4_slow_consumers",
             users,
             {
@@ -152,6 +161,7 @@ def plan(quick: bool) -> list[Scenario]:
         ),
         Scenario(
             "S5 reconnect storm",
+            "S5",
             "s5_reconnect_storm",
             users,
             {
@@ -269,7 +279,9 @@ def _server_versions() -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Notifier vs the tutorial FastAPI server.")
     parser.add_argument("--quick", action="store_true", help="smaller counts (< 1 minute)")
-    parser.add_argument("--only", default="", help="comma-separated scenario prefixes, e.g. S2,S3")
+    parser.add_argument(
+        "--only", default="", help="scenarios to run, e.g. S2,S3 or S3-1k (prefixes of their ids)"
+    )
     parser.add_argument(
         "--profile", default="", help="scenario prefixes whose Notifier server py-spy records"
     )
@@ -291,14 +303,14 @@ def main() -> None:
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
 
-    scenarios = [s for s in plan(args.quick) if not only or s.key.startswith(tuple(only))]
+    scenarios = [s for s in plan(args.quick) if not only or s.short.startswith(tuple(only))]
     results: dict[str, dict[str, Any]] = {}
     rows: list[report.Row] = []
     try:
         for scenario in scenarios:
             rows += scenario.rows
             results[scenario.key] = {}
-            wants_profile = scenario.key.startswith(tuple(profiled)) if profiled else False
+            wants_profile = bool(profiled) and scenario.short.startswith(tuple(profiled))
             for config in scenario.servers:
                 result = run_one(
                     scenario,

@@ -110,9 +110,13 @@ def test_table_divides_notifier_by_baseline_and_checks_the_target():
 def test_profile_summary_counts_own_and_total_samples(tmp_path):
     stacks = tmp_path / "stacks.txt"
     stacks.write_text(
-        "main (app.py:1);send (hub.py:10) 3\nmain (app.py:1);encode (frames.py:5) 1\n"
+        "thread (1): MainThread;main (app.py:1);send (hub.py:10) 3\n"
+        "thread (1): MainThread;main (app.py:1);encode (frames.py:5) 1\n"
+        "thread (2): Thread-1 (worker);wait (threading.py:3) 4\n"
     )
     summary = profile.summarize(stacks)
-    assert summary["samples"] == 4
+    assert (summary["samples"], summary["main_thread_samples"]) == (8, 4)
+    assert summary["threads"] == {"MainThread": 4, "Thread-1 (worker)": 4}
     assert summary["own"][0] == ("send (hub.py:10)", 3, 75.0)
     assert summary["total"][0] == ("main (app.py:1)", 4, 100.0)
+    assert summary["all_threads_own"][0] == ("wait (threading.py:3)", 4, 50.0)
