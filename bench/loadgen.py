@@ -150,7 +150,9 @@ class ClientState:
     last_id: int = 0
     last_broadcast: int = -1
     out_of_order: int = 0
+    """Notification ids at or below one this socket already had: ids must only grow."""
     broadcasts: int = 0
+    broadcasts_seen: set[int] = field(default_factory=set)
 
 
 def decode(payload: bytes) -> tuple[dict[str, Any], int | None] | None:
@@ -285,10 +287,13 @@ class Targeted:
         if seq is None:
             b = data.get("b")
             if b is not None:
+                # Concurrent broadcasts may commit in another order than they were fired:
+                # only a repeat is wrong here.
+                if b in state.broadcasts_seen:
+                    self.duplicates += 1
+                    return
+                state.broadcasts_seen.add(b)
                 state.broadcasts += 1
-                if b <= state.last_broadcast:
-                    state.out_of_order += 1
-                state.last_broadcast = b
             return
         sent = self.sent.get(seq)
         if sent is not None and sent.user != state.user:

@@ -216,6 +216,12 @@ def s4_rows() -> list[Row]:
             dig("stuck_missing_notifications"),
             "0",
         ),
+        Row(
+            key,
+            "doubled / ids out of order (all sockets)",
+            lambda r: f"{r.get('duplicates')} / {r.get('out_of_order')}",
+            "0 / 0",
+        ),
     ]
 
 
@@ -246,9 +252,12 @@ def s5_rows() -> list[Row]:
         Row(key, "all caught up with what they missed, from the storm (s)", dig("caught_up_s")),
         Row(
             key,
-            "missed / doubled (of accepted POSTs)",
-            lambda r: f"{r.get('missed')} / {r.get('doubled')} (of {r.get('accepted')})",
-            "0 / 0",
+            "missed / doubled / ids out of order (of accepted POSTs)",
+            lambda r: (
+                f"{r.get('missed')} / {r.get('doubled')} / {r.get('out_of_order')}"
+                f" (of {r.get('accepted')})"
+            ),
+            "0 / 0 / 0",
         ),
     ]
 

@@ -152,8 +152,8 @@ def plan(quick: bool) -> list[Scenario]:
             {
                 "users": users,
                 "rate": 100 if quick else 200,
-                "feed_per_second": 30 if quick else 70,
-                "phase_seconds": 2 if quick else 10,
+                "feed_per_second": 30 if quick else 32,
+                "phase_seconds": 2 if quick else 15,
                 "resume_seconds": 2 if quick else 10,
                 "post_timeout": 3 if quick else 5,
             },
