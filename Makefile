@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test browser screenshot lint format clean
+.PHONY: run test browser screenshot lint format clean bench bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +15,19 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(BENCH_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+## Notifier vs the tutorial FastAPI server, every scenario (< 10 min on 2 cores):
+## prints the table and writes bench/results/<date>.json. See bench/README.md.
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench
+
+## The same with smaller counts (< 1 min): a smoke test of the benchmark.
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python -m bench --quick
+
 ## Install everything and start the server on 127.0.0.1:8000 (SQLite, in-process hub).
 run: $(STAMP)
 	$(BIN)/notifier init-env
@@ -21,7 +35,7 @@ run: $(STAMP)
 
 ## Install everything and run the whole test suite.
 test: $(STAMP) browser
-	$(BIN)/ruff check notifier tests migrations
+	$(BIN)/ruff check notifier tests migrations bench
 	$(BIN)/python -m pytest
 
 ## Debian's Chromium for the browser tests (apt-get; never a downloaded browser build).
@@ -34,12 +48,12 @@ screenshot: $(STAMP) browser
 	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_page.py -k admin -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check notifier tests migrations
-	$(BIN)/ruff format --check notifier tests migrations
+	$(BIN)/ruff check notifier tests migrations bench
+	$(BIN)/ruff format --check notifier tests migrations bench
 
 format: $(STAMP)
-	$(BIN)/ruff format notifier tests migrations
-	$(BIN)/ruff check --fix notifier tests migrations
+	$(BIN)/ruff format notifier tests migrations bench
+	$(BIN)/ruff check --fix notifier tests migrations bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""`make bench`: Notifier measured side by side with the tutorial FastAPI server."""
