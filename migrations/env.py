@@ -6,6 +6,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import notifier.db.auth_models  # noqa: F401  (registers its tables on Base.metadata)
 from notifier.db.engine import create_engine
 from notifier.db.models import Base
 

@@ -19,17 +19,35 @@ def _settings() -> Settings:
     try:
         return Settings()  # type: ignore[call-arg]
     except ValidationError as exc:
-        missing = [".".join(map(str, e["loc"])) for e in exc.errors()]
+        fields = [".".join(map(str, e["loc"])) for e in exc.errors() if e["loc"]]
+        problems = [e["msg"].removeprefix("Value error, ") for e in exc.errors() if not e["loc"]]
+        if fields:
+            problems.insert(
+                0,
+                "Invalid or missing settings: "
+                + ", ".join(f"NOTIFIER_{name.upper()}" for name in fields),
+            )
         typer.echo(
-            "Invalid or missing settings: "
-            + ", ".join(f"NOTIFIER_{name.upper()}" for name in missing)
+            "\n".join(problems)
             + "\nSet them in the environment or in .env (run `notifier init-env` to create one).",
             err=True,
         )
         raise typer.Exit(2) from exc
 
 
+def _check_keys(settings: Settings) -> None:
+    from notifier.auth.keys import KeyConfigError
+    from notifier.auth.setup import key_set
+
+    try:
+        key_set(settings)
+    except KeyConfigError as exc:
+        typer.echo(f"Token signing keys: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 async def _ensure_admin(settings: Settings) -> None:
+    from notifier.auth.accounts import PasswordTooShort
     from notifier.runtime import Runtime
 
     if not settings.admin_username or settings.admin_password is None:
@@ -39,6 +57,9 @@ async def _ensure_admin(settings: Settings) -> None:
         created = await runtime.accounts.ensure_user(
             settings.admin_username, settings.admin_password.get_secret_value(), is_admin=True
         )
+    except PasswordTooShort as exc:
+        typer.echo(f"NOTIFIER_ADMIN_PASSWORD: {exc}", err=True)
+        raise typer.Exit(2) from exc
     finally:
         await runtime.store.close()
     if created:
@@ -55,6 +76,7 @@ def serve(
     from notifier.server import serve as run_server
 
     settings = _settings()
+    _check_keys(settings)
     upgrade(settings.database_url)
     asyncio.run(_ensure_admin(settings))
     run_server(settings, host or settings.host, port or settings.port)
@@ -82,6 +104,7 @@ def create_user(
     from notifier.runtime import Runtime
     from notifier.schemas import UserCreate
 
+    settings = _settings()
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -92,8 +115,14 @@ def create_user(
         for error in exc.errors():
             typer.echo(f"{error['loc'][0]}: {error['msg']}", err=True)
         raise typer.Exit(2) from exc
+    if len(body.password) < settings.password_min_length:
+        typer.echo(
+            f"password: must be at least {settings.password_min_length} characters"
+            " (NOTIFIER_PASSWORD_MIN_LENGTH)",
+            err=True,
+        )
+        raise typer.Exit(2)
 
-    settings = _settings()
     upgrade(settings.database_url)
 
     async def create() -> None:

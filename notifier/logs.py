@@ -4,8 +4,8 @@ import logging
 import re
 
 # uvicorn logs each request's path with its query string, and `/ws?token=` carries a
-# live access token.
-_CREDENTIAL_IN_QUERY = re.compile(r"([?&](?:token|access_token)=)[^&\s\"']+")
+# live access token (`?ticket=` a short-lived, single-use one).
+_CREDENTIAL_IN_QUERY = re.compile(r"([?&](?:token|access_token|ticket)=)[^&\s\"']+")
 
 
 def redact(text: str) -> str:

@@ -1,13 +1,13 @@
 """The service objects one app instance owns, built from settings in one place."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from notifier.auth.accounts import Accounts
-from notifier.auth.passwords import PasswordHasher
-from notifier.auth.tokens import TokenCodec
+from notifier.auth.setup import build_accounts
 from notifier.db.store import Store
 from notifier.delivery.broker import Broker, MemoryBroker
-from notifier.delivery.closes import SHUTDOWN
+from notifier.delivery.closes import SHUTDOWN, Close
 from notifier.delivery.hub import Hub
 from notifier.delivery.service import NotificationService
 from notifier.settings import Settings
@@ -25,17 +25,18 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
         store = Store(settings.database_url)
-        tokens = TokenCodec(
-            settings.secret_key.get_secret_value(),
-            settings.jwt_algorithm,
-            settings.access_token_ttl,
-        )
         hub = Hub()
         broker = MemoryBroker(hub)
+
+        async def close_sockets(
+            username: str, close: Close, session_ids: Sequence[str] | None
+        ) -> None:
+            hub.close_sockets(username, close, session_ids)
+
         return cls(
             settings=settings,
             store=store,
-            accounts=Accounts(store, PasswordHasher(), tokens),
+            accounts=build_accounts(settings, store, close_sockets),
             hub=hub,
             broker=broker,
             notifications=NotificationService(store, broker),

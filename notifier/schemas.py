@@ -32,23 +32,68 @@ def _check_data_size(value: dict[str, Any]) -> dict[str, Any]:
 NotificationData = Annotated[dict[str, Any], AfterValidator(_check_data_size)]
 
 
+# The minimum length is a setting (NOTIFIER_PASSWORD_MIN_LENGTH), checked by the service.
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
 class Token(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int = Field(description="Seconds until the access token expires.")
+    refresh_token: str = Field(
+        description="Single-use: exchange it at POST /token with grant_type=refresh_token."
+    )
+
+
+class TokenForm(BaseModel):
+    """The OAuth2 token request (form-encoded): a password grant or a refresh grant."""
+
+    grant_type: str = Field(default="password", description="`password` or `refresh_token`.")
+    username: Annotated[str | None, StringConstraints(max_length=200)] = None
+    password: Annotated[str | None, StringConstraints(max_length=1024)] = None
+    refresh_token: Annotated[str | None, StringConstraints(max_length=256)] = None
+    scope: str = Field(default="", description="Ignored: a token carries the user's rights.")
+
+
+class OAuthError(BaseModel):
+    detail: str
+    error: str = Field(description="RFC 6749 error code, e.g. `invalid_grant`.")
+
+
+class WsTicketOut(BaseModel):
+    ticket: str = Field(description="Use once, as `/ws?ticket=...`.")
+    expires_in: int = Field(description="Seconds the ticket stays valid.")
 
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: Username
-    password: Annotated[str, StringConstraints(min_length=8, max_length=1024)]
+    password: Password
     is_admin: bool = False
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    disabled: bool = Field(description="True: no login, no refresh, every token and socket ends.")
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, StringConstraints(max_length=1024)]
+    new_password: Password
+
+
+class RevokedSessions(BaseModel):
+    revoked_sessions: int = Field(description="Sessions (logins) that were live until now.")
 
 
 class UserOut(BaseModel):
     username: str
     is_admin: bool
+    disabled: bool = False
     created_at: UtcDatetime
 
 

@@ -5,13 +5,12 @@ accepted and then closed with 1008 and a reason: closing before `accept()` turns
 an HTTP 403 under uvicorn, which a browser cannot tell from a network failure.
 """
 
-import asyncio
-import time
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
+from notifier.api.socket_session import MessageRateLimiter, SocketSession
 from notifier.auth.deps import COOKIE_NAME, get_runtime
 from notifier.auth.tokens import TokenClaims, TokenError
 from notifier.db.store import StoredUser
@@ -41,7 +40,17 @@ def _bearer(websocket: WebSocket) -> str | None:
 async def _authenticate(
     websocket: WebSocket, runtime: Runtime
 ) -> tuple[StoredUser, TokenClaims] | Close:
-    token = websocket.query_params.get("token") or _bearer(websocket)
+    params = websocket.query_params
+    if "ticket" in params:
+        try:
+            return await runtime.accounts.tickets.redeem(
+                params["ticket"], websocket.headers.get("origin")
+            )
+        except TokenError as exc:
+            return closes.rejected(exc.reason)
+    if "token" in params and not runtime.settings.ws_allow_query_token:
+        return closes.QUERY_TOKEN_NOT_ALLOWED
+    token = params.get("token") or _bearer(websocket)
     if not token:
         token = websocket.cookies.get(COOKIE_NAME)
         if token and not _origin_allowed(websocket, runtime.settings.allowed_origins):
@@ -99,35 +108,29 @@ async def _serve(
     if since is not None:
         # Before registering: an id issued after this query must stay above the cursor.
         since = await runtime.notifications.resume_point(since)
+    if runtime.hub.count(user.username) >= settings.ws_max_sockets_per_user:
+        await websocket.close(*closes.TOO_MANY_SOCKETS)
+        return
+    session = SocketSession(
+        websocket,
+        connection,
+        runtime.accounts,
+        user,
+        claims,
+        warning_seconds=settings.token_expiry_warning,
+        recheck_interval=settings.ws_recheck_interval,
+        limiter=MessageRateLimiter(
+            settings.ws_client_message_rate, settings.ws_client_message_burst
+        ),
+    )
     # Register before replaying: anything stored from here on is either in the replay
     # or queued live, and the connection's cursor drops whichever copy comes second.
     if not runtime.hub.register(connection):
         await websocket.close(*closes.SHUTDOWN)
         return
-    loop = asyncio.get_running_loop()
     try:
         connection.start(since, runtime.notifications.replay(user.id))
-        try:
-            # One deadline serves both token expiry and a close begun elsewhere (queue
-            # overflow, shutdown), which moves it to now so this reader stops waiting.
-            async with asyncio.timeout_at(
-                loop.time() + claims.expires_at - time.time()
-            ) as deadline:
-                connection.on_closed = lambda: deadline.reschedule(loop.time())
-                await _read_until_disconnect(websocket)
-        except TimeoutError:
-            connection.on_closed = None
-            if not connection.closing:
-                await connection.close(closes.TOKEN_EXPIRED)
+        await session.run()
     finally:
-        connection.on_closed = None
         runtime.hub.unregister(connection)
         await connection.stop_writer()
-
-
-async def _read_until_disconnect(websocket: WebSocket) -> None:
-    # Clients have nothing to say yet; keep reading so disconnects are seen at once.
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return

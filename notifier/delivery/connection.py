@@ -16,6 +16,9 @@ SendText = Callable[[str], Awaitable[None]]
 CloseSocket = Callable[[int, str], Awaitable[None]]
 Replay = Callable[[int], AsyncIterator[tuple[int, str]]]
 
+EVENT = -1
+"""Queue entries with this id bypass the cursor."""
+
 logger = logging.getLogger(__name__)
 
 
@@ -33,6 +36,8 @@ class Connection:
         close_timeout: float,
     ) -> None:
         self.username = username
+        self.session_id: str | None = None
+        """The token family this socket authenticated with, for revocation."""
         self.cursor = 0
         """Id of the last notification written to this socket; later frames at or below it are
         duplicates of what replay already sent."""
@@ -57,6 +62,10 @@ class Connection:
         self._queue.append((notification_id, frame))
         self._ready.set()
 
+    def offer_event(self, frame: str) -> None:
+        """Queue a frame outside the notification stream (a control message)."""
+        self.offer(EVENT, frame)
+
     def start(self, replay_after: int | None, replay: Replay) -> None:
         """Start writing: first what `replay` yields after `replay_after` (if given), then live."""
         self._writer = asyncio.create_task(self._write(replay_after, replay))
@@ -80,6 +89,9 @@ class Connection:
             await self._ready.wait()
             while self._queue:
                 notification_id, frame = self._queue.popleft()
+                if notification_id == EVENT:
+                    await self._send_text(frame)
+                    continue
                 if notification_id <= self.cursor:
                     continue
                 await self._send_text(frame)

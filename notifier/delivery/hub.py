@@ -4,7 +4,7 @@ It knows sockets and frames, never the database or HTTP.
 """
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from notifier.delivery.closes import Close
 from notifier.delivery.connection import Connection
@@ -36,6 +36,14 @@ class Hub:
         for delivery in deliveries:
             for connection in self._by_user.get(delivery.username, ()):
                 connection.offer(delivery.notification_id, delivery.frame)
+
+    def close_sockets(
+        self, username: str, close: Close, session_ids: Collection[str] | None = None
+    ) -> None:
+        """Close this process's sockets of a user (only those of `session_ids` if given)."""
+        for connection in list(self._by_user.get(username, ())):
+            if session_ids is None or connection.session_id in session_ids:
+                connection.close_soon(close)
 
     def count(self, username: str) -> int:
         return len(self._by_user.get(username, ()))
