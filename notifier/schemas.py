@@ -51,7 +51,7 @@ class TokenForm(BaseModel):
     grant_type: str = Field(default="password", description="`password` or `refresh_token`.")
     username: Annotated[str | None, StringConstraints(max_length=200)] = None
     password: Annotated[str | None, StringConstraints(max_length=1024)] = None
-    refresh_token: Annotated[str | None, StringConstraints(max_length=256)] = None
+    refresh_token: Annotated[str | None, StringConstraints(max_length=8192)] = None
     scope: str = Field(default="", description="Ignored: a token carries the user's rights.")
 
 

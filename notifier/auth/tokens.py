@@ -86,8 +86,9 @@ class TokenCodec:
                 token,
                 key.key,
                 algorithms=[key.algorithm],
+                # python-jose's require_exp forces verify_exp on; `exp` is checked below.
                 options={
-                    "require_exp": True,
+                    "require_exp": not allow_expired,
                     "require_sub": True,
                     "require_iat": True,
                     "verify_exp": not allow_expired,
