@@ -36,6 +36,7 @@ def uvicorn_config(settings: Settings, app: object, host: str, port: int) -> uvi
         ws_per_message_deflate=settings.ws_per_message_deflate,
         ws_max_size=settings.ws_max_message_size,
         timeout_graceful_shutdown=settings.shutdown_timeout,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

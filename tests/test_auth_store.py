@@ -102,25 +102,43 @@ async def test_unknown_and_expired_refresh_tokens(stores) -> None:
     assert expired.outcome is Rotation.EXPIRED
 
 
-async def test_failure_counter_counts_every_concurrent_failure(stores) -> None:
+async def test_attempt_counter_counts_every_concurrent_attempt(stores) -> None:
     _store, auth = stores
     key = f"user:race-{time.time_ns()}"
     now = int(time.time())
-    counts = await asyncio.gather(*(auth.record_failure(key, now, 60) for _ in range(20)))
-    assert sorted(counts) == list(range(1, 21))
+    counted = await asyncio.gather(*(auth.count_attempt(key, now, 60) for _ in range(20)))
+    assert sorted(attempts for attempts, _lock in counted) == list(range(1, 21))
     # A new window starts over.
-    assert await auth.record_failure(key, now + 61, 60) == 1
+    assert await auth.count_attempt(key, now + 61, 60) == (1, 0)
 
 
-async def test_locks_and_clearing(stores) -> None:
+async def test_exactly_one_racer_wins_a_lock_and_locks_double(stores) -> None:
     _store, auth = stores
     key = f"addr:{time.time_ns()}"
     now = int(time.time())
-    assert await auth.locked_until([key]) == 0
-    await auth.record_failure(key, now, 60)
-    await auth.lock(key, now + 30)
-    await auth.lock(key, now + 10)  # never shortens a lock
+    await auth.count_attempt(key, now, 600)
+    won = await asyncio.gather(*(auth.lock_if_unlocked(key, now, 30, 600) for _ in range(5)))
+    assert sorted(won, key=str) == [now + 30] + [None] * 4
     assert await auth.locked_until([key, "user:other"]) == now + 30
+    # Once it has expired, the next lock lasts twice as long, up to the cap.
+    assert await auth.lock_if_unlocked(key, now + 31, 30, 600) == now + 31 + 60
+    assert await auth.lock_if_unlocked(key, now + 100, 30, 600) == now + 100 + 120
+    assert await auth.lock_if_unlocked(key, now + 300, 500, 600) == now + 300 + 600
+    await auth.extend_lock(key, now + 10)  # never shortens
+    assert await auth.locked_until([key]) == now + 900
+    # A new window forgets the earlier locks.
+    assert await auth.count_attempt(key, now + 2000, 600) == (1, now + 900)
+
+
+async def test_uncounting_and_clearing(stores) -> None:
+    _store, auth = stores
+    key = f"addr:{time.time_ns()}"
+    now = int(time.time())
+    await auth.count_attempt(key, now, 60)
+    await auth.count_attempt(key, now, 60)
+    await auth.uncount_attempt(key)
+    assert await auth.count_attempt(key, now, 60) == (2, 0)
+    await auth.lock_if_unlocked(key, now, 30, 60)
     await auth.clear_failures(key)
     assert await auth.locked_until([key]) == 0
 

@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("window_started_at", sa.BigInteger(), nullable=False),
         sa.Column("locked_until", sa.BigInteger(), nullable=False),
+        sa.Column("lockouts", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("key"),
     )
     op.create_index("ix_login_throttle_window_started_at", "login_throttle", ["window_started_at"])

@@ -89,14 +89,14 @@ class Accounts:
 
         Raises `LoginThrottled`, `InvalidCredentials` or `AccountDisabled`.
         """
-        await self.throttle.check(username, address)
+        attempt = await self.throttle.begin(username, address)
         found = await self._check_password(username, password)
         if found is None:
-            await self.throttle.failed(username, address)
+            await self.throttle.failed(attempt)
             raise InvalidCredentials
+        await self.throttle.succeeded(attempt)
         if found.disabled:
             raise AccountDisabled
-        await self.throttle.succeeded(username)
         return await self.sessions.open(found.user)
 
     async def authenticate(self, username: str, password: str) -> StoredUser | None:
@@ -129,10 +129,11 @@ class Accounts:
         a failed login) or `PasswordTooShort`.
         """
         self.check_password_policy(new)
-        await self.throttle.check(user.username, address)
+        attempt = await self.throttle.begin(user.username, address)
         if await self.authenticate(user.username, current) is None:
-            await self.throttle.failed(user.username, address)
+            await self.throttle.failed(attempt)
             raise InvalidCredentials
+        await self.throttle.succeeded(attempt)
         new_hash = await self._passwords.hash(new)
         await self._auth_store.change_password(user.id, new_hash, int(time.time()))
         await self.sessions.close_user_sockets(user.username, closes.TOKEN_REVOKED)

@@ -1,16 +1,22 @@
-"""Login throttling, kept in the database so every worker counts the same failures.
+"""Login throttling, kept in the database so every worker counts the same attempts.
 
-Two counters per failed login: one for the username, one for the client address. When a
-counter reaches its limit within the window, that key is locked: first for
-`login_lockout` seconds, doubling with each further failure, never longer than the window.
-A locked key answers 429 before any password is checked, so a lock cannot be probed.
+Two counters per login attempt: one for the username, one for the client address. An
+attempt is counted *before* its password is checked (and uncounted if it succeeds), so
+a burst of concurrent guesses cannot outrun the count while the slow hash runs.
+
+When a counter reaches its limit within the window, that key is locked: first for
+`lockout` seconds, then twice as long for each further lock in the window (after a lock
+ends, each new attempt locks again), never longer than the window. The attempt that
+reaches the limit still gets its answer; every other attempt on a locked key answers
+429 before any password is checked, so a lock cannot be probed. A successful login
+clears its username's count.
 
 Failures against one username never lock another username; the address counter is
 higher and is what stops one client from spraying passwords across many names.
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from notifier.db.auth_store import AuthStore
 
@@ -18,7 +24,7 @@ from notifier.db.auth_store import AuthStore
 class LoginThrottled(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"retry after {retry_after} s")
-        self.retry_after = retry_after
+        self.retry_after = max(1, retry_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,41 +37,63 @@ class ThrottlePolicy:
     lockout: int
 
 
+@dataclass(slots=True)
+class LoginAttempt:
+    username_key: str | None
+    address_key: str | None
+    locks: dict[str, int] = field(default_factory=dict)
+    """Locks this attempt took (key -> seconds), restarted when its password fails: the
+    lock then runs from the answer, not from the start of the slow hash."""
+
+
 class LoginThrottle:
     def __init__(self, store: AuthStore, policy: ThrottlePolicy) -> None:
         self._store = store
         self._policy = policy
 
-    def _limits(self, username: str, address: str | None) -> dict[str, int]:
-        limits = {}
-        if self._policy.max_failures_per_user:
-            limits[f"user:{username}"] = self._policy.max_failures_per_user
-        if self._policy.max_failures_per_address and address:
-            limits[f"addr:{address}"] = self._policy.max_failures_per_address
-        return limits
-
-    async def check(self, username: str, address: str | None) -> None:
-        """Raise `LoginThrottled` while the username or the address is locked."""
-        keys = self._limits(username, address)
-        if not keys:
-            return
+    async def begin(self, username: str, address: str | None) -> LoginAttempt:
+        """Count an attempt, or raise `LoginThrottled` while the username or address is locked."""
+        attempt = LoginAttempt(
+            f"user:{username}" if self._policy.max_failures_per_user else None,
+            f"addr:{address}" if self._policy.max_failures_per_address and address else None,
+        )
+        limits = {
+            key: limit
+            for key, limit in (
+                (attempt.username_key, self._policy.max_failures_per_user),
+                (attempt.address_key, self._policy.max_failures_per_address),
+            )
+            if key is not None
+        }
+        if not limits:
+            return attempt
         now = int(time.time())
-        locked_until = await self._store.locked_until(keys)
+        locked_until = await self._store.locked_until(limits)
         if locked_until > now:
             raise LoginThrottled(locked_until - now)
+        for key, limit in limits.items():
+            attempts, locked_until = await self._store.count_attempt(key, now, self._policy.window)
+            if locked_until > now:
+                raise LoginThrottled(locked_until - now)
+            if attempts >= limit:
+                until = await self._store.lock_if_unlocked(
+                    key, now, self._policy.lockout, self._policy.window
+                )
+                if until is None:
+                    # Another attempt got there first and holds this round's lock.
+                    raise LoginThrottled(await self._store.locked_until([key]) - now)
+                attempt.locks[key] = until - now
+        return attempt
 
-    async def failed(self, username: str, address: str | None) -> None:
+    async def failed(self, attempt: LoginAttempt) -> None:
         now = int(time.time())
-        for key, limit in self._limits(username, address).items():
-            failures = await self._store.record_failure(key, now, self._policy.window)
-            if failures >= limit:
-                await self._store.lock(key, now + self._lock_seconds(failures - limit))
+        for key, seconds in attempt.locks.items():
+            await self._store.extend_lock(key, now + seconds)
 
-    async def succeeded(self, username: str) -> None:
-        # Only the username's count: one good login from an address must not wipe out
-        # the failures that address piled up against other names.
-        if self._policy.max_failures_per_user:
-            await self._store.clear_failures(f"user:{username}")
-
-    def _lock_seconds(self, over_limit: int) -> int:
-        return min(self._policy.lockout * 2 ** min(over_limit, 20), self._policy.window)
+    async def succeeded(self, attempt: LoginAttempt) -> None:
+        if attempt.username_key:
+            await self._store.clear_failures(attempt.username_key)
+        if attempt.address_key:
+            # Only this attempt: one good login from an address must not wipe out the
+            # failures that address piled up against other names.
+            await self._store.uncount_attempt(attempt.address_key)

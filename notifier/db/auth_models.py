@@ -47,14 +47,17 @@ class RefreshToken(Base):
 
 
 class LoginThrottle(Base):
-    """Failed logins counted per key (`user:<name>` or `addr:<address>`) in a window."""
+    """Login attempts counted per key (`user:<name>` or `addr:<address>`) in a window."""
 
     __tablename__ = "login_throttle"
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
+    """Attempts counted in the window (a successful login is uncounted)."""
     window_started_at: Mapped[int] = mapped_column(BigInteger, index=True)
     locked_until: Mapped[int] = mapped_column(BigInteger, default=0)
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)
+    """Locks taken in the window; each one lasts twice as long as the one before."""
 
 
 class WsTicket(Base):

@@ -291,23 +291,24 @@ class AuthStore:
             )
         return latest or 0
 
-    async def record_failure(self, key: str, now: int, window: int) -> int:
-        """Count one failed login for `key`; the failures in its current window."""
+    async def count_attempt(self, key: str, now: int, window: int) -> tuple[int, int]:
+        """Count one login attempt for `key`: (attempts in its current window, its lock)."""
         insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         expired = LoginThrottle.window_started_at <= now - window
         table = LoginThrottle.__table__
         statement = insert(LoginThrottle).values(
-            key=key, failures=1, window_started_at=now, locked_until=0
+            key=key, failures=1, window_started_at=now, locked_until=0, lockouts=0
         )
         statement = statement.on_conflict_do_update(
             index_elements=[LoginThrottle.key],
             set_={
                 "failures": case((expired, 1), else_=table.c.failures + 1),
                 "window_started_at": case((expired, now), else_=table.c.window_started_at),
+                "lockouts": case((expired, 0), else_=table.c.lockouts),
             },
-        ).returning(LoginThrottle.failures)
+        ).returning(LoginThrottle.failures, LoginThrottle.locked_until)
         async with self._sessions.begin() as session:
-            failures = await session.scalar(statement)
+            failures, locked_until = (await session.execute(statement)).one()
             await session.execute(
                 delete(LoginThrottle).where(
                     LoginThrottle.window_started_at <= now - window,
@@ -315,14 +316,43 @@ class AuthStore:
                     LoginThrottle.key != key,
                 )
             )
-        return int(failures or 1)
+        return int(failures), int(locked_until)
 
-    async def lock(self, key: str, until: int) -> None:
+    async def lock_if_unlocked(self, key: str, now: int, base: int, cap: int) -> int | None:
+        """Lock `key` unless it is locked already: for `base` seconds doubled per earlier
+        lock in the window, at most `cap`. The lock's end, or None if already locked.
+
+        Of several attempts racing past the limit, exactly one takes the lock.
+        """
+        async with self._sessions.begin() as session:
+            lockouts = await session.scalar(
+                update(LoginThrottle)
+                .where(LoginThrottle.key == key, LoginThrottle.locked_until <= now)
+                .values(lockouts=LoginThrottle.lockouts + 1, locked_until=now + cap)
+                .returning(LoginThrottle.lockouts)
+            )
+            if lockouts is None:
+                return None
+            until = now + min(cap, base * 2 ** min(lockouts - 1, 30))
+            await session.execute(
+                update(LoginThrottle).where(LoginThrottle.key == key).values(locked_until=until)
+            )
+        return until
+
+    async def extend_lock(self, key: str, until: int) -> None:
         async with self._sessions.begin() as session:
             await session.execute(
                 update(LoginThrottle)
                 .where(LoginThrottle.key == key, LoginThrottle.locked_until < until)
                 .values(locked_until=until)
+            )
+
+    async def uncount_attempt(self, key: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(LoginThrottle)
+                .where(LoginThrottle.key == key, LoginThrottle.failures > 0)
+                .values(failures=LoginThrottle.failures - 1)
             )
 
     async def clear_failures(self, key: str) -> None:
