@@ -4,10 +4,11 @@ import asyncio
 from logging.config import fileConfig
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 import notifier.db.auth_models  # noqa: F401  (registers its tables on Base.metadata)
-from notifier.db.engine import create_engine
+from notifier.db.engine import WRITE, create_engine
 from notifier.db.models import Base
 
 config = context.config
@@ -15,6 +16,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
+MIGRATION_LOCK = 0x6E6F746966  # any constant shared by every Notifier process
 
 
 def _database_url() -> str:
@@ -46,12 +48,18 @@ def run_migrations_offline() -> None:
 def _run_sync(connection: Connection) -> None:
     _configure(connection)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Hosts starting `serve` at the same time: one migrates while the others wait
+            # here, then find the schema current. (SQLite's write lock does the same.)
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 
 async def run_migrations_online() -> None:
     engine = create_engine(_database_url())
     async with engine.connect() as connection:
+        # On SQLite, a write transaction from the start: a second migrating process waits.
+        connection = await connection.execution_options(**{WRITE: True})
         await connection.run_sync(_run_sync)
         await connection.commit()
     await engine.dispose()

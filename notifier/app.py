@@ -10,11 +10,12 @@ from fastapi.responses import JSONResponse
 from notifier import __version__
 from notifier.api import auth, health, inbox, notifications, users, ws
 from notifier.api.auth import OAuthErrorResponse, oauth_error_response
+from notifier.db.sending import IdempotencyKeyReusedError, UnknownUsersError
 from notifier.db.store import UsernameTakenError
-from notifier.delivery.service import UnknownUsersError
 from notifier.middleware import BodySizeLimitMiddleware
 from notifier.runtime import Runtime
 from notifier.settings import Settings
+from notifier.shutdown import close_first_on_exit_signals
 
 DESCRIPTION = """
 Authenticated live notifications. Log in at `POST /token` (renew with its
@@ -34,9 +35,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        restore_signals = close_first_on_exit_signals(runtime.close_sockets)
         try:
             yield
         finally:
+            restore_signals()
             await runtime.stop()
 
     app = FastAPI(title="Notifier", version=__version__, description=DESCRIPTION, lifespan=lifespan)
@@ -66,6 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(OAuthErrorResponse)
     async def _oauth_error(_request: Request, exc: OAuthErrorResponse) -> JSONResponse:
         return oauth_error_response(exc)
+
+    @app.exception_handler(IdempotencyKeyReusedError)
+    async def _key_reused(_request: Request, _exc: IdempotencyKeyReusedError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "Idempotency-Key was already used for a different request"},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
 
     @app.exception_handler(UsernameTakenError)
     async def _username_taken(_request: Request, _exc: UsernameTakenError) -> JSONResponse:

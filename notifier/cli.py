@@ -4,13 +4,18 @@ import asyncio
 import os
 import secrets
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 
 from notifier.settings import Settings
+
+if TYPE_CHECKING:
+    from notifier.auth.accounts import Accounts
 
 app = typer.Typer(help="Notifier: authenticated live notifications.", no_args_is_help=True)
 
@@ -46,22 +51,31 @@ def _check_keys(settings: Settings) -> None:
         raise typer.Exit(2) from exc
 
 
+@asynccontextmanager
+async def _accounts(settings: Settings) -> AsyncIterator["Accounts"]:
+    from notifier.db.store import Store
+    from notifier.runtime import build_accounts
+
+    store = Store(settings.database_url)
+    try:
+        yield build_accounts(settings, store)
+    finally:
+        await store.close()
+
+
 async def _ensure_admin(settings: Settings) -> None:
     from notifier.auth.accounts import PasswordTooShort
-    from notifier.runtime import Runtime
 
     if not settings.admin_username or settings.admin_password is None:
         return
-    runtime = Runtime.build(settings)
     try:
-        created = await runtime.accounts.ensure_user(
-            settings.admin_username, settings.admin_password.get_secret_value(), is_admin=True
-        )
+        async with _accounts(settings) as accounts:
+            created = await accounts.ensure_user(
+                settings.admin_username, settings.admin_password.get_secret_value(), is_admin=True
+            )
     except PasswordTooShort as exc:
         typer.echo(f"NOTIFIER_ADMIN_PASSWORD: {exc}", err=True)
         raise typer.Exit(2) from exc
-    finally:
-        await runtime.store.close()
     if created:
         typer.echo(f"Created admin user {settings.admin_username!r}.", err=True)
 
@@ -70,16 +84,32 @@ async def _ensure_admin(settings: Settings) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (NOTIFIER_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind (NOTIFIER_PORT).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes (NOTIFIER_WORKERS); more than 1 needs Redis."),
+    ] = None,
 ) -> None:
-    """Apply pending migrations, create the first admin if configured, then serve."""
+    """Apply pending migrations, create the first admin if configured, then serve.
+
+    Migrations run here, once, before any worker starts.
+    """
     from notifier.migrate import upgrade
     from notifier.server import serve as run_server
 
     settings = _settings()
     _check_keys(settings)
+    workers = workers or settings.workers
+    if workers > 1 and settings.uses_memory_broker:
+        typer.echo(
+            f"Refusing to start {workers} workers with the in-process broker: each worker "
+            "would only reach its own sockets. Set NOTIFIER_BROKER_URL=redis://host:6379/0 "
+            "or run one worker.",
+            err=True,
+        )
+        raise typer.Exit(2)
     upgrade(settings.database_url)
     asyncio.run(_ensure_admin(settings))
-    run_server(settings, host or settings.host, port or settings.port)
+    run_server(settings, host or settings.host, port or settings.port, workers)
 
 
 @app.command()
@@ -101,7 +131,6 @@ def create_user(
     """Create a user. The password comes from a prompt, or stdin with --password-stdin."""
     from notifier.db.store import UsernameTakenError
     from notifier.migrate import upgrade
-    from notifier.runtime import Runtime
     from notifier.schemas import UserCreate
 
     settings = _settings()
@@ -126,11 +155,8 @@ def create_user(
     upgrade(settings.database_url)
 
     async def create() -> None:
-        runtime = Runtime.build(settings)
-        try:
-            await runtime.accounts.create_user(body.username, body.password, body.is_admin)
-        finally:
-            await runtime.store.close()
+        async with _accounts(settings) as accounts:
+            await accounts.create_user(body.username, body.password, body.is_admin)
 
     try:
         asyncio.run(create())

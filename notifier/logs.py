@@ -1,7 +1,11 @@
 """Logging: credentials never reach the logs."""
 
+import copy
 import logging
 import re
+from typing import Any
+
+from uvicorn.config import LOGGING_CONFIG
 
 # uvicorn logs each request's path with its query string, and `/ws?token=` carries a
 # live access token (`?ticket=` a short-lived, single-use one).
@@ -23,8 +27,13 @@ class RedactCredentials(logging.Filter):
         return True
 
 
-def redact_uvicorn_logs() -> None:
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's logging config with credentials redacted.
+
+    Given to uvicorn as `log_config`, so every worker process applies it too.
+    """
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"redact": {"()": RedactCredentials}}
     for name in ("uvicorn.access", "uvicorn.error"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactCredentials) for f in logger.filters):
-            logger.addFilter(RedactCredentials())
+        config["loggers"][name]["filters"] = ["redact"]
+    return config

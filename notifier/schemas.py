@@ -158,3 +158,7 @@ class BroadcastOut(BaseModel):
     body: str
     data: dict[str, Any]
     created_at: UtcDatetime | None
+
+
+class IdempotencyConflictBody(BaseModel):
+    detail: str

@@ -1,35 +1,25 @@
-"""Running the app under uvicorn, closing sockets our way on shutdown."""
+"""Running the app under uvicorn, in this process or in several workers."""
 
 import uvicorn
 
 from notifier.app import create_app
-from notifier.delivery.closes import SHUTDOWN
-from notifier.logs import redact_uvicorn_logs
-from notifier.runtime import Runtime
+from notifier.logs import uvicorn_log_config
 from notifier.settings import Settings
 
 
-class NotifierServer(uvicorn.Server):
-    """A uvicorn server that closes every socket with 1012 and a reason before it stops.
+def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    """Serve in this process, or in `workers` processes sharing one listening socket.
 
-    uvicorn's own shutdown closes sockets with a bare 1012 and only then runs the app's
-    lifespan shutdown; closing them first lets clients read why, and when to come back.
+    Each worker builds its own app from the environment (and `.env`), as this process did.
     """
-
-    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
-        super().__init__(config)
-        self._runtime = runtime
-
-    async def shutdown(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
-        await self._runtime.hub.close_all(SHUTDOWN)
-        await super().shutdown(sockets)
-
-
-def uvicorn_config(settings: Settings, app: object, host: str, port: int) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,  # type: ignore[arg-type]
+    app = create_app(settings) if workers == 1 else "notifier.app:create_app"
+    uvicorn.run(
+        app,
+        factory=workers > 1,
         host=host,
         port=port,
+        workers=workers,
+        log_config=uvicorn_log_config(),
         log_level=settings.log_level,
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_timeout,
@@ -38,10 +28,3 @@ def uvicorn_config(settings: Settings, app: object, host: str, port: int) -> uvi
         timeout_graceful_shutdown=settings.shutdown_timeout,
         forwarded_allow_ips=settings.forwarded_allow_ips,
     )
-
-
-def serve(settings: Settings, host: str, port: int) -> None:
-    app = create_app(settings)
-    config = uvicorn_config(settings, app, host, port)  # configures uvicorn's loggers
-    redact_uvicorn_logs()
-    NotifierServer(config, app.state.runtime).run()

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///./notifier.db"
+    broker_url: str = "memory://"
+    broker_channel_prefix: str = Field(default="notifier", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     secret_key: SecretStr = Field(min_length=32)
     jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
     jwt_private_key_file: Path | None = None
@@ -51,6 +53,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    workers: int = Field(default=1, ge=1)
 
     ws_ping_interval: float = Field(default=20.0, gt=0)
     ws_ping_timeout: float = Field(default=20.0, gt=0)
@@ -58,8 +61,21 @@ class Settings(BaseSettings):
     ws_max_message_size: int = Field(default=64 * 1024, ge=1024)
     ws_queue_size: int = Field(default=256, ge=1)
     ws_close_timeout: float = Field(default=2.0, gt=0)
+    ws_stuck_timeout: float = Field(default=30.0, gt=0)
     shutdown_timeout: float = Field(default=5.0, gt=0)
+    shutdown_reconnect_spread_ms: int = Field(default=5000, ge=10)
     max_body_size: int = Field(default=1024 * 1024, ge=1024)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        if value != "memory://" and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("use memory:// or a redis:// (rediss://, unix://) URL")
+        return value
+
+    @property
+    def uses_memory_broker(self) -> bool:
+        return self.broker_url == "memory://"
 
     @field_validator("allowed_origins", "cors_origins", mode="before")
     @classmethod

@@ -52,7 +52,8 @@ async def recv_notification(ws, within: float = RECV_TIMEOUT) -> dict:
     assert isinstance(raw, str), f"expected a text frame, got {raw!r}"
     frame = json.loads(raw)
     assert frame["type"] == "notification", frame
-    assert set(frame) == {"type", "notification"}, frame
+    assert set(frame) == {"type", "notification", "unread_count"}, frame
+    assert isinstance(frame["unread_count"], int) and frame["unread_count"] >= 0, frame
     return frame["notification"]
 
 
@@ -115,3 +116,51 @@ async def inbox(api: "Api", token: str, **params: object) -> dict:
     body = response.json()
     assert set(body) == {"items", "unread_count"}, body
     return body
+
+
+# --- collecting frames in the background ---------------------------------------------------
+
+
+class Collector:
+    """Reads every frame of a socket in the background, keeping the notifications in order."""
+
+    def __init__(self, ws) -> None:
+        self.ws = ws
+        self.notifications: list[dict] = []
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            self.notifications.append(await recv_notification(self.ws, within=60))
+
+    @property
+    def ids(self) -> list[int]:
+        return [n["id"] for n in self.notifications]
+
+    async def wait_for(self, count: int, within: float = RECV_TIMEOUT * 4) -> list[int]:
+        """Wait until `count` notifications arrived (a reader error surfaces here)."""
+        async with asyncio.timeout(within):
+            while len(self.notifications) < count:
+                if self.task.done():
+                    self.task.result()
+                    pytest.fail("the socket's reader stopped")
+                await asyncio.sleep(0.02)
+        return self.ids
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def wait_for_status(
+    client: httpx.AsyncClient, path: str, status: int, within: float = 15.0
+) -> dict:
+    """Poll `path` until it answers `status`; its JSON body."""
+    deadline = time.monotonic() + within
+    while True:
+        response = await client.get(path)
+        if response.status_code == status:
+            return response.json()
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} stayed {response.status_code}: {response.text}")
+        await asyncio.sleep(0.1)

@@ -1,11 +1,19 @@
 """Shared fixtures: real `notifier serve` processes on free ports, and real clients.
 
 Each server runs in its own temporary directory (so no `.env` of the checkout leaks in)
-with its own SQLite database. Tests isolate themselves from each other by creating
-their own users with unique names.
+with its own database. Tests isolate themselves from each other by creating their own
+users with unique names.
+
+Backends: by default a server uses SQLite and the in-process broker. Test modules marked
+`pytest.mark.backends` run every test twice, the second time on PostgreSQL and Redis
+(the services on 127.0.0.1). Each test run creates its own PostgreSQL databases and
+Redis channel prefix, so runs never see each other's rows or messages. Off CI, a missing
+service skips those tests with the reason; with CI=true it fails them.
 """
 
+import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,11 +21,14 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
+import redis
 from jose import jwt
 
 # Helpers in clients.py assert too: give their failures pytest's detailed messages.
@@ -28,6 +39,12 @@ TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin-password-for-tests"
 USER_PASSWORD = "user-password-123"
+
+
+ON_CI = os.environ.get("CI") == "true"
+POSTGRES_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RUN_ID = uuid.uuid4().hex[:8]
 
 
 def free_port() -> int:
@@ -42,6 +59,7 @@ class ServerProcess:
 
     workdir: Path
     env_overrides: dict[str, str] = field(default_factory=dict)
+    serve_args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     # One admin login per server (argon2 makes logins slow). It outlives restart():
@@ -75,7 +93,7 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "notifier", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "notifier", "serve", "--port", str(self.port), *self.serve_args],
             cwd=self.workdir,
             env=self.env(),
             stdout=log,
@@ -114,22 +132,132 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def service_missing(what: str, exc: Exception) -> None:
+    message = f"{what} is not reachable ({exc!r}); it runs on 127.0.0.1 on CI machines"
+    if ON_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+class PostgresDatabases:
+    """Creates uniquely named databases for this test run and drops them at the end."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._created: list[str] = []
+
+    async def _run(self, statement: str) -> None:
+        connection = await asyncpg.connect(self._dsn, timeout=5)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    def _execute(self, statement: str) -> None:
+        # In a thread of its own: async tests call this with their loop running.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, self._run(statement)).result()
+
+    def create(self) -> str:
+        """A new empty database; returns its SQLAlchemy URL."""
+        name = f"notifier_test_{RUN_ID}_{len(self._created)}"
+        self._execute(f'CREATE DATABASE "{name}"')
+        self._created.append(name)
+        base = self._dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        return f"{base}/{name}"
+
+    def drop_all(self) -> None:
+        for name in self._created:
+            self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server shared by the tests that need no special settings."""
-    proc = ServerProcess(tmp_path_factory.mktemp("server"))
+def postgres() -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(POSTGRES_DSN)
+    try:
+        databases._execute("SELECT 1")
+    except (OSError, asyncpg.PostgresError) as exc:
+        service_missing("PostgreSQL", exc)
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        service_missing("Redis", exc)
+    return REDIS_URL
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
+        metafunc.parametrize("backend", ["sqlite", "postgres"], indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    """ "sqlite" (SQLite + in-process broker) or "postgres" (PostgreSQL + Redis)."""
+    return getattr(request, "param", "sqlite")
+
+
+def backend_env(request: pytest.FixtureRequest, backend: str) -> dict[str, str]:
+    """Settings for a server on `backend`, with a database and channels of its own."""
+    if backend == "sqlite":
+        return {}
+    return {
+        "NOTIFIER_DATABASE_URL": request.getfixturevalue("postgres").create(),
+        "NOTIFIER_BROKER_URL": request.getfixturevalue("redis_url"),
+        "NOTIFIER_BROKER_CHANNEL_PREFIX": f"notifier-test-{uuid.uuid4().hex[:12]}",
+    }
+
+
+@pytest.fixture(scope="session")
+def server(
+    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One server per backend, shared by the tests that need no special settings."""
+    proc = ServerProcess(
+        tmp_path_factory.mktemp(f"server-{backend}"), env_overrides=backend_env(request, backend)
+    )
     proc.start()
     yield proc
     proc.stop()
 
 
 @pytest.fixture
-def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """Start servers with extra settings: `server_factory(NOTIFIER_WS_QUEUE_SIZE="4")`."""
+def server_factory(
+    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator:
+    """Start servers with extra settings: `server_factory(NOTIFIER_WS_QUEUE_SIZE="4")`.
+
+    Servers get the test's backend, or `backend=`; `like=proc` starts another process on
+    the same database and broker channels as `proc` (a second worker or host).
+    """
     started: list[ServerProcess] = []
 
-    def start(**env: str) -> ServerProcess:
-        proc = ServerProcess(tmp_path_factory.mktemp("server"), env_overrides=env)
+    def start(
+        *,
+        backend_name: str | None = None,
+        like: ServerProcess | None = None,
+        args: list[str] | None = None,
+        **env: str,
+    ) -> ServerProcess:
+        if like is not None:
+            shared = (
+                "NOTIFIER_DATABASE_URL",
+                "NOTIFIER_BROKER_URL",
+                "NOTIFIER_BROKER_CHANNEL_PREFIX",
+            )
+            overrides = {key: like.env()[key] for key in shared if key in like.env()}
+        else:
+            overrides = backend_env(request, backend_name or backend)
+        proc = ServerProcess(
+            tmp_path_factory.mktemp("server"),
+            env_overrides={**overrides, **env},
+            serve_args=args or [],
+        )
         proc.start()
         started.append(proc)
         return proc
@@ -138,6 +266,62 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     for proc in started:
         if proc.process and proc.process.poll() is None:
             proc.stop(signal.SIGKILL)
+
+
+@dataclass
+class RedisServer:
+    """A private `redis-server` on a free port, for tests that break the broker."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.5).ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        service_missing("redis-server", FileNotFoundError("redis-server"))
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    if server.process and server.process.poll() is None:
+        server.kill()
 
 
 def unique_name(prefix: str = "user") -> str:

@@ -4,26 +4,26 @@ workers would race)."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-from postgres import postgres_database
+from conftest import backend_env
 
 from notifier.db.auth_store import AuthStore, Rotation
 from notifier.db.store import Store
 from notifier.migrate import upgrade
 
+pytestmark = pytest.mark.backends
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'auth.db'}"
-        upgrade(url)
-        yield url
-        return
-    with postgres_database() as url:
-        upgrade(url)
-        yield url
+
+@pytest.fixture(scope="module")
+def database_url(request: pytest.FixtureRequest, backend: str, tmp_path_factory) -> str:
+    env = backend_env(request, backend)
+    url = env.get(
+        "NOTIFIER_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'a.db'}"
+    )
+    upgrade(url)
+    return url
 
 
 @pytest.fixture

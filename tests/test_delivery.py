@@ -8,6 +8,7 @@ import asyncio
 import json
 from contextlib import AsyncExitStack
 
+import pytest
 from clients import (
     RECV_TIMEOUT,
     bearer,
@@ -18,6 +19,8 @@ from clients import (
     recv_until,
 )
 from conftest import USER_PASSWORD, unique_name
+
+pytestmark = pytest.mark.backends
 
 
 async def inbox_ids(api, token: str) -> list[int]:
@@ -48,7 +51,7 @@ async def test_frame_is_text_and_equals_post_body(api):
 
         raw = await asyncio.wait_for(ws.recv(), RECV_TIMEOUT)
         assert isinstance(raw, str)
-        assert json.loads(raw) == {"type": "notification", "notification": sent}
+        assert json.loads(raw) == {"type": "notification", "notification": sent, "unread_count": 1}
 
         # Defaults: an empty body and empty data are sent as such.
         plain = await api.send(username, "plain")

@@ -1,6 +1,9 @@
 """The caller's own inbox: listing, pagination, read state, and isolation between users."""
 
+import pytest
 from clients import bearer, inbox
+
+pytestmark = pytest.mark.backends
 
 
 async def fill(api, username: str, count: int) -> list[dict]:

@@ -8,7 +8,10 @@ import asyncio
 import itertools
 from contextlib import AsyncExitStack
 
+import pytest
 from clients import connect, recv_notification, recv_until
+
+pytestmark = pytest.mark.backends
 
 # Replays of hundreds of rows: more room than the shared default.
 TIMEOUT = 10.0

@@ -6,6 +6,7 @@ a broken server fails the test quickly instead of hanging it.
 
 import asyncio
 import json
+import re
 import signal
 import socket
 
@@ -57,7 +58,13 @@ async def test_sigterm_closes_every_socket_with_1012(server_factory, api_for):
         finally:
             for ws in sockets:
                 await ws.close()
-    assert closes == [(1012, "server restarting")] * 3
+    hints = []
+    for code, reason in closes:
+        match = re.fullmatch(r"server restarting; retry_after_ms=(\d+)", reason)
+        assert code == 1012 and match, (code, reason)
+        hints.append(int(match[1]))
+    # Each socket gets its own jittered delay within the configured spread (default 5 s).
+    assert all(500 <= hint <= 5000 for hint in hints), hints
     # uvicorn re-raises SIGTERM after its graceful shutdown, as supervisors expect.
     assert exit_code in (0, -signal.SIGTERM), proc.log()
     assert "Finished server process" in proc.log()
@@ -130,7 +137,7 @@ async def wait_for_count(got: list[dict], count: int, readers: list[asyncio.Task
 
 
 async def test_slow_consumer_is_dropped_without_slowing_anyone(server_factory, api_for):
-    proc = server_factory(NOTIFIER_WS_QUEUE_SIZE="8")
+    proc = server_factory(NOTIFIER_WS_QUEUE_SIZE="8", NOTIFIER_WS_STUCK_TIMEOUT="2")
     # Each frame is ~20 KB. Send until the stuck socket is dropped: a few hundred fill the
     # kernel buffers of a typical host; the cap keeps a host with huge buffers bounded.
     min_count, max_count, check_every = 300, 1500, 50
@@ -225,3 +232,39 @@ async def test_slow_consumer_is_dropped_without_slowing_anyone(server_factory, a
             stuck.transport.abort()  # a paused reader cannot finish a close handshake
             for ws in (stuck, alice_ws, bob_ws):
                 await ws.close()
+
+
+async def test_a_slow_reader_catches_up_from_the_store_without_a_disconnect(
+    server_factory, api_for
+):
+    # A tiny queue and big frames: the paused reader's queue overflows many times over.
+    proc = server_factory(NOTIFIER_WS_QUEUE_SIZE="4")
+    data = {"blob": "d" * (15 * 1024)}
+    async with api_for(proc) as api:
+        username, token = await api.user_with_token()
+        slow = await websockets.connect(
+            f"{proc.ws_url}?token={token}&since=0", sock=small_buffer_socket(proc.port)
+        )
+        try:
+            await wait_for_open_sockets(api.client, token, 1, within=5)
+            slow.transport.pause_reading()
+            headers = await api.admin_headers()
+            sent = []
+            for i in range(300):
+                response = await api.client.post(
+                    f"/users/{username}/notifications",
+                    json={"title": f"n{i}", "data": {**data, "i": i}},
+                    headers=headers,
+                )
+                assert response.status_code == 201
+                sent.append(response.json())
+            slow.transport.resume_reading()
+            received = [await recv_notification(slow, within=15) for _ in sent]
+            assert [n["id"] for n in received] == [n["id"] for n in sent]
+            assert received == sent
+            # Still the same open socket, back on live delivery.
+            assert await open_sockets(api.client, token) == 1
+            marker = await api.send(username, "marker")
+            assert await recv_notification(slow) == marker
+        finally:
+            await slow.close()

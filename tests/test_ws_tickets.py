@@ -4,6 +4,7 @@ token in the URL, bound to its user and (when bought from a browser) its Origin;
 
 import asyncio
 
+import pytest
 import websockets
 from clients import bearer, recv_notification
 from sessions import closed_with, revoke, user_with_pair
@@ -100,11 +101,11 @@ async def test_an_expired_ticket_is_refused(server_factory, api_for) -> None:
             assert await closed_with(ws) == (1008, "invalid ticket")
 
 
-async def test_tickets_work_across_workers_and_only_once(server_factory, api_for, tmp_path):
-    # Two server processes on one database, as two workers behind a load balancer.
-    shared = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-    first = server_factory(NOTIFIER_DATABASE_URL=shared)
-    second = server_factory(NOTIFIER_DATABASE_URL=shared)
+@pytest.mark.backends
+async def test_tickets_work_across_workers_and_only_once(server_factory, api_for) -> None:
+    # Two server processes on one database (and broker), as two workers or hosts.
+    first = server_factory()
+    second = server_factory(like=first)
     async with api_for(first) as api_a, api_for(second) as api_b:
         username, pair = await user_with_pair(api_a)
         ticket = (await buy_ticket(api_a, pair["access_token"]))["ticket"]

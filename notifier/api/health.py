@@ -1,17 +1,41 @@
-"""Liveness: the process answers and its database does too."""
+"""Liveness (`/healthz`: the process and its database answer) and readiness (`/readyz`:
+the database and the broker both work, so this worker can take traffic)."""
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from notifier.auth.deps import RuntimeDep
+from notifier.runtime import Runtime
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", responses={503: {"description": "The database does not answer"}})
-async def healthz(runtime: RuntimeDep) -> JSONResponse:
+async def _database_error(runtime: Runtime) -> str | None:
     try:
         await runtime.store.ping()
     except Exception as exc:
-        return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
+        return type(exc).__name__
+    return None
+
+
+@router.get("/healthz", responses={503: {"description": "The database does not answer"}})
+async def healthz(runtime: RuntimeDep) -> JSONResponse:
+    error = await _database_error(runtime)
+    if error is not None:
+        return JSONResponse({"status": "unavailable", "error": error}, status_code=503)
     return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz", responses={503: {"description": "The database or the broker is down"}})
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    database_ok = await _database_error(runtime) is None
+    broker_ok = runtime.broker.up
+    ready = database_ok and broker_ok
+    return JSONResponse(
+        {
+            "status": "ready" if ready else "unavailable",
+            "database": "up" if database_ok else "down",
+            "broker": "up" if broker_ok else "down",
+        },
+        status_code=200 if ready else 503,
+    )

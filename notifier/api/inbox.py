@@ -25,15 +25,20 @@ async def list_inbox(
 
 @router.post("/read-all", response_model=ReadAllResult)
 async def mark_all_read(user: CurrentUser, runtime: RuntimeDep) -> ReadAllResult:
-    return ReadAllResult(updated=await runtime.store.mark_all_read(user.id))
+    """Mark every unread notification read; the user's sockets get a read event."""
+    updated = await runtime.notifications.mark_all_read(user.id, user.username)
+    return ReadAllResult(updated=updated)
 
 
 @router.post("/{notification_id}/read", response_model=NotificationOut)
 async def mark_read(
     notification_id: int, user: CurrentUser, runtime: RuntimeDep
 ) -> NotificationOut:
-    """Mark one of the caller's notifications read. Anyone else's id answers 404."""
-    notification = await runtime.store.mark_read(user.id, notification_id)
+    """Mark one of the caller's notifications read. Anyone else's id answers 404.
+
+    Every socket of the caller, on every worker, gets `{"type": "read", ...}`.
+    """
+    notification = await runtime.notifications.mark_read(user.id, user.username, notification_id)
     if notification is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="notification not found")
     return notification

@@ -1,13 +1,21 @@
-"""Sending (admins): to one user, to several, or to everyone."""
+"""Sending (admins): to one user, to several, or to everyone.
 
+Every send accepts an `Idempotency-Key` header: a retry with the same key (same sender,
+within 24 hours) gets the first response back, byte for byte, and stores and sends nothing.
+"""
+
+import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Header, Path, Request, Response, status
+from pydantic import BaseModel
 
 from notifier.auth.deps import AdminUser, RuntimeDep
+from notifier.db.sending import IdempotentRequest, SendRequest, SendResult
 from notifier.schemas import (
     USERNAME_PATTERN,
     BroadcastOut,
+    IdempotencyConflictBody,
     MultiNotificationCreate,
     NotificationContent,
     NotificationList,
@@ -17,53 +25,123 @@ from notifier.schemas import (
 
 router = APIRouter(tags=["sending"])
 
-UNKNOWN_USERS = {404: {"model": UnknownUsersBody, "description": "Unknown recipients"}}
+RESPONSES: dict[int | str, dict[str, object]] = {
+    404: {"model": UnknownUsersBody, "description": "Unknown recipients; nothing was stored"},
+    422: {
+        "model": IdempotencyConflictBody,
+        "description": "Invalid body, or an Idempotency-Key reused for a different request",
+    },
+}
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retries with the same key (within 24 h) return the first response.",
+    ),
+]
+
+
+def _idempotent(request: Request, key: str | None, body: BaseModel) -> IdempotentRequest | None:
+    if key is None:
+        return None
+    fingerprint = f"{request.method} {request.url.path}\n{body.model_dump_json()}"
+    return IdempotentRequest(key, hashlib.sha256(fingerprint.encode()).hexdigest())
+
+
+def _respond(result: SendResult) -> Response:
+    headers = {REPLAYED_HEADER: "true"} if result.replayed else None
+    return Response(
+        result.body,
+        status_code=result.status_code,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 @router.post(
     "/users/{username}/notifications",
     status_code=status.HTTP_201_CREATED,
     response_model=NotificationOut,
-    responses=UNKNOWN_USERS,
+    responses=RESPONSES,
 )
 async def send_to_user(
+    request: Request,
     username: Annotated[str, Path(pattern=USERNAME_PATTERN)],
     body: NotificationContent,
     runtime: RuntimeDep,
     admin: AdminUser,
-) -> NotificationOut:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
     """Store a notification for one user and push it to every socket they have open."""
-    [notification] = await runtime.notifications.send([username], body, admin.id)
-    return notification
+    result = await runtime.notifications.send(
+        SendRequest(
+            [username],
+            body,
+            admin.id,
+            _idempotent(request, idempotency_key, body),
+            render=lambda stored: stored[0].model_dump_json(),
+        )
+    )
+    return _respond(result)
 
 
 @router.post(
     "/notifications",
     status_code=status.HTTP_201_CREATED,
     response_model=NotificationList,
-    responses=UNKNOWN_USERS,
+    responses=RESPONSES,
 )
 async def send_to_users(
-    body: MultiNotificationCreate, runtime: RuntimeDep, admin: AdminUser
-) -> NotificationList:
+    request: Request,
+    body: MultiNotificationCreate,
+    runtime: RuntimeDep,
+    admin: AdminUser,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
     """Store one notification per named user, all or nothing, and push each live."""
     content = NotificationContent(title=body.title, body=body.body, data=body.data)
-    notifications = await runtime.notifications.send(body.usernames, content, admin.id)
-    return NotificationList(notifications=notifications)
+    result = await runtime.notifications.send(
+        SendRequest(
+            body.usernames,
+            content,
+            admin.id,
+            _idempotent(request, idempotency_key, body),
+            render=lambda stored: NotificationList(notifications=stored).model_dump_json(),
+        )
+    )
+    return _respond(result)
 
 
 @router.post(
-    "/notifications/broadcast", status_code=status.HTTP_201_CREATED, response_model=BroadcastOut
+    "/notifications/broadcast",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BroadcastOut,
+    responses={422: RESPONSES[422]},
 )
 async def broadcast(
-    body: NotificationContent, runtime: RuntimeDep, admin: AdminUser
-) -> BroadcastOut:
+    request: Request,
+    body: NotificationContent,
+    runtime: RuntimeDep,
+    admin: AdminUser,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
     """Store a notification for every user that exists now and push it to every socket."""
-    notifications = await runtime.notifications.broadcast(body, admin.id)
-    return BroadcastOut(
-        recipients=len(notifications),
-        title=body.title,
-        body=body.body,
-        data=body.data,
-        created_at=notifications[0].created_at if notifications else None,
+
+    def render(stored: list[NotificationOut]) -> str:
+        return BroadcastOut(
+            recipients=len(stored),
+            title=body.title,
+            body=body.body,
+            data=body.data,
+            created_at=stored[0].created_at if stored else None,
+        ).model_dump_json()
+
+    result = await runtime.notifications.send(
+        SendRequest(None, body, admin.id, _idempotent(request, idempotency_key, body), render)
     )
+    return _respond(result)

@@ -79,18 +79,24 @@ async def notification_socket(websocket: WebSocket) -> None:
     since = _parse_since(websocket)
     await websocket.accept()
     if isinstance(auth, Close):
-        await websocket.close(*auth)
+        await _reject(websocket, runtime, auth)
     elif isinstance(since, Close):
-        await websocket.close(*since)
+        await _reject(websocket, runtime, since)
     else:
         user, claims = auth
         await _serve(websocket, runtime, user, claims, since)
+
+
+async def _reject(websocket: WebSocket, runtime: Runtime, close: Close) -> None:
+    runtime.metrics.sockets_rejected.labels(close.reason).inc()
+    await websocket.close(*close)
 
 
 async def _serve(
     websocket: WebSocket, runtime: Runtime, user: StoredUser, claims: TokenClaims, since: int | None
 ) -> None:
     settings = runtime.settings
+    service = runtime.notifications
 
     async def send_text(frame: str) -> None:
         try:
@@ -102,15 +108,16 @@ async def _serve(
         user.username,
         send_text,
         websocket.close,
+        service.replay(user.id),
         queue_size=settings.ws_queue_size,
         close_timeout=settings.ws_close_timeout,
+        stuck_timeout=settings.ws_stuck_timeout,
+        metrics=runtime.metrics,
     )
-    if since is not None:
-        # Before registering: an id issued after this query must stay above the cursor.
-        since = await runtime.notifications.resume_point(since)
     if runtime.hub.count(user.username) >= settings.ws_max_sockets_per_user:
-        await websocket.close(*closes.TOO_MANY_SOCKETS)
+        await _reject(websocket, runtime, closes.TOO_MANY_SOCKETS)
         return
+    # Before attaching: from then on a revocation may pick this socket by its session.
     session = SocketSession(
         websocket,
         connection,
@@ -123,14 +130,19 @@ async def _serve(
             settings.ws_client_message_rate, settings.ws_client_message_burst
         ),
     )
-    # Register before replaying: anything stored from here on is either in the replay
-    # or queued live, and the connection's cursor drops whichever copy comes second.
-    if not runtime.hub.register(connection):
-        await websocket.close(*closes.SHUTDOWN)
+    # Attach before reading where the stream starts: anything stored from here on is
+    # either after the start point or queued live, and the cursor drops the copy that
+    # comes second.
+    if not await service.attach(connection):
+        await websocket.close(*closes.shutdown(settings.shutdown_reconnect_spread_ms))
         return
     try:
-        connection.start(since, runtime.notifications.replay(user.id))
+        cursor, catch_up = await service.start_point(user.id, since)
+        connection.start(cursor, catch_up)
+        # Reads client messages and keeps the credentials current until the socket ends:
+        # token expiry, renewal, and closes begun elsewhere (stuck client, revocation,
+        # shutdown).
         await session.run()
     finally:
-        runtime.hub.unregister(connection)
+        await service.detach(connection)
         await connection.stop_writer()

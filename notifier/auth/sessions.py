@@ -57,7 +57,7 @@ class Sessions:
         store: AuthStore,
         tokens: TokenCodec,
         refresh_ttl: int,
-        close_sockets: CloseSockets,
+        close_sockets: CloseSockets | None,
     ) -> None:
         self._store = store
         self._tokens = tokens
@@ -158,6 +158,8 @@ class Sessions:
         await self._close(username, close, None)
 
     async def _close(self, username: str, close: Close, session_ids: Sequence[str] | None) -> None:
+        if self._close_sockets is None:
+            return  # a process without sockets (the CLI); sockets elsewhere recheck on a timer
         try:
             await self._close_sockets(username, close, session_ids)
         except Exception:

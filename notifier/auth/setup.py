@@ -22,7 +22,10 @@ def key_set(settings: Settings) -> KeySet:
     )
 
 
-def build_accounts(settings: Settings, store: Store, close_sockets: CloseSockets) -> Accounts:
+def build_accounts(
+    settings: Settings, store: Store, close_sockets: CloseSockets | None
+) -> Accounts:
+    """`close_sockets` is None only in a process that holds no sockets (the CLI)."""
     auth_store = AuthStore(store.engine)
     tokens = TokenCodec(key_set(settings), settings.access_token_ttl)
     policy = ThrottlePolicy(

@@ -1,9 +1,10 @@
 """Queries behind the token lifecycle: credentials checks, sessions, refresh-token rotation,
 login throttling and WebSocket tickets.
 
-Every write that another worker may race starts with a write statement (an upsert, a
-conditional UPDATE, a DELETE ... RETURNING), so the database serialises it: SQLite takes
-its write lock up front and PostgreSQL locks the row, with no read-then-write window.
+Every write that another worker may race is decided by one write statement (an upsert,
+a conditional UPDATE, a DELETE ... RETURNING), so the database serialises it: SQLite's
+write transactions take the write lock up front (BEGIN IMMEDIATE) and PostgreSQL locks
+the row, with no read-then-write window.
 """
 
 import enum
@@ -16,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notifier.db.auth_models import AuthSession, LoginThrottle, RefreshToken, WsTicket
+from notifier.db.engine import WRITE
 from notifier.db.models import User
 from notifier.db.store import StoredUser
 
@@ -74,7 +76,10 @@ def _session_revoked(session_id: str | None) -> ColumnElement[bool]:
 
 class AuthStore:
     def __init__(self, engine: AsyncEngine) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._reads = async_sessionmaker(engine, expire_on_commit=False)
+        self._writes = async_sessionmaker(
+            engine.execution_options(**{WRITE: True}), expire_on_commit=False
+        )
         self._dialect = engine.dialect.name
 
     # Credentials
@@ -86,7 +91,7 @@ class AuthStore:
             .outerjoin(AuthSession, _session_revoked(session_id))
             .where(User.username == username)
         )
-        async with self._sessions() as session:
+        async with self._reads() as session:
             row = (await session.execute(query)).first()
         if row is None:
             return None
@@ -96,14 +101,14 @@ class AuthStore:
         )
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> None:
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             await session.execute(
                 update(User).where(User.id == user_id).values(password_hash=password_hash)
             )
 
     async def change_password(self, user_id: int, password_hash: str, now: int) -> None:
         """Store a new password hash and revoke every session of the user, atomically."""
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             await session.execute(
                 update(User)
                 .where(User.id == user_id)
@@ -113,7 +118,7 @@ class AuthStore:
 
     async def set_disabled(self, username: str, disabled: bool, now: int) -> AccountFlags | None:
         """Disable (revoking every session) or enable a user; None for an unknown name."""
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             values: dict[str, object] = {"disabled": disabled}
             if disabled:
                 values["tokens_valid_after"] = now + 1
@@ -132,7 +137,7 @@ class AuthStore:
 
     async def revoke_user_sessions(self, username: str, now: int, reason: str) -> int | None:
         """Revoke every token of a user; the number of sessions revoked, None if unknown."""
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             user_id = await session.scalar(
                 update(User)
                 .where(User.username == username)
@@ -154,7 +159,7 @@ class AuthStore:
         refresh_expires_at: int,
         session_expires_at: int,
     ) -> None:
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             # Sessions whose last token has expired are no longer needed to refuse anything.
             await session.execute(delete(AuthSession).where(AuthSession.expires_at < now))
             session.add(
@@ -185,7 +190,7 @@ class AuthStore:
         Spending a token that was already spent revokes its whole session: either the
         client or a thief holds a copy, and the server cannot tell which.
         """
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             spent = await session.execute(
                 update(RefreshToken)
                 .where(RefreshToken.token_hash == old_hash, RefreshToken.used_at.is_(None))
@@ -229,7 +234,7 @@ class AuthStore:
 
     async def session_of_refresh(self, token_hash: str) -> tuple[str, str] | None:
         """(session id, username) of a refresh token, spent or not."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             row = (
                 await session.execute(
                     select(AuthSession.id, User.username)
@@ -248,7 +253,7 @@ class AuthStore:
         A token from before sessions existed has no row yet: one is written, revoked,
         and kept until the token would have expired.
         """
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             user_id = await session.scalar(select(User.id).where(User.username == username))
             if user_id is None:
                 return False
@@ -285,7 +290,7 @@ class AuthStore:
 
     async def locked_until(self, keys: Iterable[str]) -> int:
         """The latest lock among `keys` (0 when none is locked)."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             latest = await session.scalar(
                 select(func.max(LoginThrottle.locked_until)).where(LoginThrottle.key.in_(keys))
             )
@@ -307,7 +312,7 @@ class AuthStore:
                 "lockouts": case((expired, 0), else_=table.c.lockouts),
             },
         ).returning(LoginThrottle.failures, LoginThrottle.locked_until)
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             failures, locked_until = (await session.execute(statement)).one()
             await session.execute(
                 delete(LoginThrottle).where(
@@ -324,7 +329,7 @@ class AuthStore:
 
         Of several attempts racing past the limit, exactly one takes the lock.
         """
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             lockouts = await session.scalar(
                 update(LoginThrottle)
                 .where(LoginThrottle.key == key, LoginThrottle.locked_until <= now)
@@ -340,7 +345,7 @@ class AuthStore:
         return until
 
     async def extend_lock(self, key: str, until: int) -> None:
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             await session.execute(
                 update(LoginThrottle)
                 .where(LoginThrottle.key == key, LoginThrottle.locked_until < until)
@@ -348,7 +353,7 @@ class AuthStore:
             )
 
     async def uncount_attempt(self, key: str) -> None:
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             await session.execute(
                 update(LoginThrottle)
                 .where(LoginThrottle.key == key, LoginThrottle.failures > 0)
@@ -356,7 +361,7 @@ class AuthStore:
             )
 
     async def clear_failures(self, key: str) -> None:
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             await session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
 
     # WebSocket tickets
@@ -371,7 +376,7 @@ class AuthStore:
         now: int,
         expires_at: int,
     ) -> None:
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             await session.execute(delete(WsTicket).where(WsTicket.expires_at < now))
             session.add(
                 WsTicket(
@@ -386,7 +391,7 @@ class AuthStore:
 
     async def consume_ticket(self, ticket_hash: str, now: int) -> Ticket | None:
         """Take a ticket out, once: of two workers racing for it, one gets it."""
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             taken = (
                 await session.execute(
                     delete(WsTicket)

@@ -1,16 +1,17 @@
 """Async queries the rest of the app calls. Sessions are opened here and nowhere else."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from notifier.db.engine import create_engine
-from notifier.db.models import Message, Notification, User, utcnow
-from notifier.schemas import NotificationContent, NotificationOut
+from notifier.db.engine import WRITE, create_engine
+from notifier.db.models import Notification, User, utcnow
+from notifier.db.sending import SendOutcome, SendRequest, lock_users_by_id, store_sends
+from notifier.schemas import NotificationOut
 
 
 class UsernameTakenError(Exception):
@@ -24,6 +25,13 @@ class StoredUser:
     password_hash: str
     is_admin: bool
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    ids: list[int]
+    """Notifications that were unread and are now read."""
+    unread_count: int
 
 
 def _user(row: User) -> StoredUser:
@@ -46,7 +54,10 @@ def _notification(row: Notification) -> NotificationOut:
 class Store:
     def __init__(self, database_url: str) -> None:
         self.engine: AsyncEngine = create_engine(database_url)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writes = async_sessionmaker(
+            self.engine.execution_options(**{WRITE: True}), expire_on_commit=False
+        )
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -58,102 +69,52 @@ class Store:
     # Users
 
     async def get_user(self, username: str) -> StoredUser | None:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             row = await session.scalar(select(User).where(User.username == username))
             return _user(row) if row else None
 
     async def create_user(self, username: str, password_hash: str, is_admin: bool) -> StoredUser:
         row = User(username=username, password_hash=password_hash, is_admin=is_admin)
         try:
-            async with self._sessions.begin() as session:
+            async with self._writes.begin() as session:
                 session.add(row)
         except IntegrityError as exc:
             raise UsernameTakenError(username) from exc
         return _user(row)
 
-    async def find_users(self, usernames: Sequence[str]) -> dict[str, int]:
-        """Map each existing name among `usernames` to its user id."""
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(User.username, User.id).where(User.username.in_(usernames))
-            )
-            return {name: user_id for name, user_id in rows.tuples()}
+    async def stream_head(self, user_id: int) -> int:
+        """The id of the user's newest notification (0 when they have none)."""
+        async with self._reads() as session:
+            head = await session.scalar(select(User.last_notification_id).where(User.id == user_id))
+            return head or 0
 
     # Sending
 
-    async def add_for_users(
-        self, recipients: Mapping[int, str], content: NotificationContent, sender_id: int | None
-    ) -> list[NotificationOut]:
-        """Store one message for `recipients` (user id -> name) in one transaction.
+    async def send_batch(self, requests: Sequence[SendRequest]) -> list[SendOutcome]:
+        """Store a batch of sends in one transaction; one outcome per request, in order.
 
-        Notification ids follow the order of `recipients`.
+        A send to unknown users or with a reused idempotency key fails alone (nothing of it
+        is stored); the others are stored. See `notifier.db.sending`.
         """
-        async with self._sessions.begin() as session:
-            return await self._add(session, recipients, content, sender_id)
-
-    async def add_broadcast(
-        self, content: NotificationContent, sender_id: int | None
-    ) -> list[NotificationOut]:
-        """Store one message for every user that exists now, in one transaction."""
-        async with self._sessions.begin() as session:
-            users = await session.execute(select(User.id, User.username).order_by(User.id))
-            recipients = {user_id: name for user_id, name in users.tuples()}
-            return await self._add(session, recipients, content, sender_id)
-
-    async def _add(
-        self,
-        session: AsyncSession,
-        recipients: Mapping[int, str],
-        content: NotificationContent,
-        sender_id: int | None,
-    ) -> list[NotificationOut]:
-        message = Message(
-            title=content.title,
-            body=content.body,
-            data=content.data,
-            sender_id=sender_id,
-            created_at=utcnow(),
-        )
-        session.add(message)
-        await session.flush()
-        if not recipients:
-            return []
-        rows = await session.execute(
-            insert(Notification).returning(
-                Notification.id, Notification.user_id, sort_by_parameter_order=True
-            ),
-            [{"user_id": user_id, "message_id": message.id} for user_id in recipients],
-        )
-        return [
-            NotificationOut(
-                id=notification_id,
-                username=recipients[user_id],
-                title=message.title,
-                body=message.body,
-                data=message.data,
-                created_at=message.created_at,
-                read=False,
-            )
-            for notification_id, user_id in rows.tuples()
-        ]
+        async with self._writes.begin() as session:
+            return await store_sends(session, requests)
 
     # Reading
 
-    async def since(self, user_id: int, after_id: int, limit: int) -> list[NotificationOut]:
-        """The user's notifications with id > after_id, oldest first."""
-        async with self._sessions() as session:
+    async def since(
+        self, user_id: int, after_id: int, limit: int
+    ) -> tuple[list[NotificationOut], int]:
+        """The user's notifications with id > after_id, oldest first, and their unread count."""
+        async with self._reads() as session:
             rows = await session.scalars(
                 select(Notification)
                 .where(Notification.user_id == user_id, Notification.id > after_id)
                 .order_by(Notification.id)
                 .limit(limit)
             )
-            return [_notification(row) for row in rows]
-
-    async def last_id(self) -> int:
-        """The highest notification id issued so far (0 when there is none)."""
-        async with self._sessions() as session:
-            return await session.scalar(select(func.max(Notification.id))) or 0
+            notifications = [_notification(row) for row in rows]
+            unread = await session.scalar(select(User.unread_count).where(User.id == user_id))
+        return notifications, unread or 0
 
     async def inbox(
         self, user_id: int, limit: int, before: int | None, unread_only: bool
@@ -163,18 +124,18 @@ class Store:
             query = query.where(Notification.id < before)
         if unread_only:
             query = query.where(Notification.read_at.is_(None))
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = await session.scalars(query.order_by(Notification.id.desc()).limit(limit))
             items = [_notification(row) for row in rows]
-            unread = await session.scalar(
-                select(func.count())
-                .select_from(Notification)
-                .where(Notification.user_id == user_id, Notification.read_at.is_(None))
-            )
+            unread = await session.scalar(select(User.unread_count).where(User.id == user_id))
         return items, unread or 0
 
-    async def mark_read(self, user_id: int, notification_id: int) -> NotificationOut | None:
-        async with self._sessions.begin() as session:
+    async def mark_read(
+        self, user_id: int, notification_id: int
+    ) -> tuple[NotificationOut, ReadResult] | None:
+        """Mark one of the user's notifications read; None if they have no such id."""
+        async with self._writes.begin() as session:
+            [user] = await lock_users_by_id(session, user_id)
             row = await session.scalar(
                 select(Notification).where(
                     Notification.id == notification_id, Notification.user_id == user_id
@@ -182,15 +143,24 @@ class Store:
             )
             if row is None:
                 return None
-            if row.read_at is None:
+            changed = row.read_at is None
+            if changed:
                 row.read_at = utcnow()
-            return _notification(row)
+            unread = user.unread_count - changed
+            await session.execute(
+                update(User).where(User.id == user_id).values(unread_count=unread)
+            )
+            return _notification(row), ReadResult([notification_id] if changed else [], unread)
 
-    async def mark_all_read(self, user_id: int) -> int:
-        async with self._sessions.begin() as session:
-            result = await session.execute(
+    async def mark_all_read(self, user_id: int) -> ReadResult:
+        async with self._writes.begin() as session:
+            await lock_users_by_id(session, user_id)
+            ids = await session.scalars(
                 update(Notification)
                 .where(Notification.user_id == user_id, Notification.read_at.is_(None))
                 .values(read_at=utcnow())
+                .returning(Notification.id)
             )
-            return result.rowcount
+            read_ids = sorted(ids)
+            await session.execute(update(User).where(User.id == user_id).values(unread_count=0))
+        return ReadResult(read_ids, 0)

@@ -1,14 +1,21 @@
 """Cross-process delivery. The broker is the only owner of fan-out between processes.
 
+A broker carries envelopes addressed to one user or to everyone, and hands what it
+receives to this process's hub. It only needs to bring a process what concerns the
+sockets it holds: the service subscribes a user while this process has a socket of theirs.
+
 `MemoryBroker` is the embedded default: one process, so publishing is handing the
-frames to this process's hub.
+envelopes to this process's hub. `RedisBroker` (redis_broker.py) spans processes and hosts.
 """
 
 from collections.abc import Sequence
 from typing import Protocol
 
-from notifier.delivery.frames import Delivery
+from notifier.delivery.frames import Envelope
 from notifier.delivery.hub import Hub
+
+Addressed = tuple[str | None, Envelope]
+"""(username, or None for everyone; envelope)."""
 
 
 class Broker(Protocol):
@@ -16,8 +23,27 @@ class Broker(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def publish(self, deliveries: Sequence[Delivery]) -> None:
-        """Hand each delivery to every process holding a socket of its recipient."""
+    @property
+    def up(self) -> bool:
+        """Whether live delivery works now (readiness)."""
+        ...
+
+    async def subscribe(self, username: str) -> None:
+        """Return once this process receives what is published for `username`.
+
+        While the broker is down it returns at once; every socket catches up from the
+        store when the broker comes back.
+        """
+        ...
+
+    async def unsubscribe(self, username: str) -> None: ...
+
+    async def publish(self, messages: Sequence[Addressed]) -> None:
+        """Hand each envelope to every process subscribed to its user (all, for None).
+
+        Never raises: a send is stored before it is published, and sockets catch up
+        from the store after an outage.
+        """
         ...
 
 
@@ -31,5 +57,16 @@ class MemoryBroker:
     async def stop(self) -> None:
         return None
 
-    async def publish(self, deliveries: Sequence[Delivery]) -> None:
-        self._hub.deliver(deliveries)
+    @property
+    def up(self) -> bool:
+        return True
+
+    async def subscribe(self, username: str) -> None:
+        return None
+
+    async def unsubscribe(self, username: str) -> None:
+        return None
+
+    async def publish(self, messages: Sequence[Addressed]) -> None:
+        for _username, envelope in messages:
+            self._hub.dispatch(envelope)

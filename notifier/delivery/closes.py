@@ -4,12 +4,14 @@
   "no token", "invalid token", "token expired", "unknown user", "origin not allowed",
   "invalid since". Log in again (or renew the token) before reconnecting.
 - 1011 (internal error): the server failed this socket; reconnect with `since`.
-- 1012 (service restart): the server is shutting down; reconnect with `since`, after a
-  short random delay.
+- 1012 (service restart): the server is shutting down; reconnect with `since` after the
+  delay the reason names ("server restarting; retry_after_ms=2375"). Each socket gets its
+  own random delay, so a rolling restart does not bring every client back at once.
 - 1013 (try again later): the socket fell too far behind (its queue overflowed);
   reconnect with `since` to catch up from the store.
 """
 
+import random
 from typing import NamedTuple
 
 
@@ -33,9 +35,14 @@ TOO_MANY_MESSAGES = Close(POLICY_VIOLATION, "too many messages")
 INVALID_MESSAGE = Close(POLICY_VIOLATION, "invalid message")
 BINARY_NOT_SUPPORTED = Close(1003, "binary frames not supported")
 INTERNAL_ERROR = Close(1011, "internal error")
-SHUTDOWN = Close(1012, "server restarting")
 QUEUE_OVERFLOW = Close(1013, "slow consumer")
 
 
 def rejected(reason: str) -> Close:
     return Close(POLICY_VIOLATION, reason)
+
+
+def shutdown(spread_ms: int, rng: random.Random | None = None) -> Close:
+    """1012 with a jittered reconnect hint, between 10 % of `spread_ms` and all of it."""
+    delay = (rng or random).randint(spread_ms // 10, spread_ms)
+    return Close(1012, f"server restarting; retry_after_ms={delay}")

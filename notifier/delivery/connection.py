@@ -1,23 +1,36 @@
-"""One accepted socket as the hub sees it: a bounded frame queue drained by its own writer.
+"""One accepted socket as the hub sees it: a bounded queue drained by its own writer.
 
 Each socket gets its own writer task so that a client that stops reading only ever
 blocks its own writes; `offer()` never awaits, so delivery to other sockets goes on.
+
+The writer keeps a cursor, the id of the last notification written, and is always in
+one of two modes. Live: it writes queued frames that continue the user's stream
+(a frame's `previous_id` is at or below the cursor). Catching up: it pages through the
+store after the cursor. It catches up when the socket opens with `since`, when a live
+frame shows a gap (frames from several workers can arrive out of order), when its queue
+overflowed (the queue is dropped rather than grown), and when the broker reconnects
+after an outage. Frames at or below the cursor are duplicates and are skipped, so
+every notification reaches the socket once, in id order.
 """
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from notifier.delivery.closes import INTERNAL_ERROR, QUEUE_OVERFLOW, Close
+from notifier.metrics import Metrics
 
 SendText = Callable[[str], Awaitable[None]]
 CloseSocket = Callable[[int, str], Awaitable[None]]
-Replay = Callable[[int], AsyncIterator[tuple[int, str]]]
+ReplayPage = Callable[[int], Awaitable[tuple[list[tuple[int, str]], bool]]]
+"""`page(after_id)` -> (frames after that id as (id, frame), oldest first; True if that
+was the last page)."""
 
 EVENT = -1
-"""Queue entries with this id bypass the cursor."""
+"""Queue entries with this id (read events) bypass the cursor."""
 
 logger = logging.getLogger(__name__)
 
@@ -26,77 +39,137 @@ class SocketGone(Exception):
     """Raised by a `SendText` when the peer has already disconnected."""
 
 
+class SocketStuck(Exception):
+    """A write did not complete within the stuck timeout: the client stopped reading."""
+
+
 class Connection:
     def __init__(
         self,
         username: str,
         send_text: SendText,
         close_socket: CloseSocket,
+        replay: ReplayPage,
+        *,
         queue_size: int,
         close_timeout: float,
+        stuck_timeout: float,
+        metrics: Metrics,
     ) -> None:
         self.username = username
         self.session_id: str | None = None
         """The token family this socket authenticated with, for revocation."""
         self.cursor = 0
-        """Id of the last notification written to this socket; later frames at or below it are
-        duplicates of what replay already sent."""
         self._send_text = send_text
         self._close_socket = close_socket
-        self._queue: deque[tuple[int, str]] = deque()
+        self._replay = replay
+        self._queue: deque[tuple[int, int, str, float]] = deque()
         self._queue_size = queue_size
         self._close_timeout = close_timeout
+        self._stuck_timeout = stuck_timeout
+        self._metrics = metrics
+        self._catching_up = False
         self._ready = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
         self.on_closed: Callable[[], None] | None = None
         """Called once the close frame is sent or abandoned, to wake the socket's reader."""
 
-    def offer(self, notification_id: int, frame: str) -> None:
-        """Queue a frame without waiting; a full queue closes the socket instead."""
+    # Feeding the writer (never awaits)
+
+    def offer(
+        self, notification_id: int, previous_id: int, frame: str, committed_at: float
+    ) -> None:
+        """Queue a notification frame; a full queue switches the socket to catching up."""
+        if notification_id <= self.cursor and not self._catching_up:
+            return
+        self._enqueue((notification_id, previous_id, frame, committed_at))
+
+    def offer_event(self, frame: str) -> None:
+        """Queue a frame outside the notification stream (a read event)."""
+        self._enqueue((EVENT, 0, frame, 0.0))
+
+    def resync(self) -> None:
+        """Live frames may have been lost (broker outage): catch up from the store."""
+        self._catching_up = True
+        self._ready.set()
+
+    def _enqueue(self, entry: tuple[int, int, str, float]) -> None:
         if self._closing is not None:
             return
         if len(self._queue) >= self._queue_size:
-            self.close_soon(QUEUE_OVERFLOW)
-            return
-        self._queue.append((notification_id, frame))
+            # Dropping the backlog keeps memory bounded; the store still has every
+            # notification, and the cursor says where this socket stopped.
+            self._queue.clear()
+            self._catching_up = True
+            self._metrics.queue_overflows.inc()
+        self._queue.append(entry)
         self._ready.set()
 
-    def offer_event(self, frame: str) -> None:
-        """Queue a frame outside the notification stream (a control message)."""
-        self.offer(EVENT, frame)
+    # Writing
 
-    def start(self, replay_after: int | None, replay: Replay) -> None:
-        """Start writing: first what `replay` yields after `replay_after` (if given), then live."""
-        self._writer = asyncio.create_task(self._write(replay_after, replay))
+    def start(self, cursor: int, catch_up: bool) -> None:
+        """Write from `cursor` on: first from the store if `catch_up`, then live."""
+        self.cursor = cursor
+        self._catching_up = catch_up
+        self._writer = asyncio.create_task(self._write())
         self._writer.add_done_callback(self._writer_done)
 
     def _writer_done(self, task: asyncio.Task[None]) -> None:
-        # A writer only ends on its own when a send or the replay failed; a socket that
+        # A writer only ends on its own when a send or the store failed; a socket that
         # silently stopped receiving would be worse than a closed one.
         if task.cancelled() or isinstance(task.exception(), SocketGone | None):
             return
-        logger.warning("writer for %s failed: %r", self.username, task.exception())
+        exc = task.exception()
+        if isinstance(exc, SocketStuck):
+            logger.info("closing a socket of %s: stuck for %ss", self.username, self._stuck_timeout)
+            self.close_soon(QUEUE_OVERFLOW)
+            return
+        logger.warning("writer for %s failed: %r", self.username, exc)
         self.close_soon(INTERNAL_ERROR)
 
-    async def _write(self, replay_after: int | None, replay: Replay) -> None:
-        if replay_after is not None:
-            self.cursor = replay_after
-            async for notification_id, frame in replay(replay_after):
-                await self._send_text(frame)
-                self.cursor = notification_id
+    async def _write(self) -> None:
         while True:
+            if self._catching_up:
+                await self._catch_up()
+                continue
             await self._ready.wait()
-            while self._queue:
-                notification_id, frame = self._queue.popleft()
-                if notification_id == EVENT:
-                    await self._send_text(frame)
-                    continue
-                if notification_id <= self.cursor:
-                    continue
-                await self._send_text(frame)
-                self.cursor = notification_id
             self._ready.clear()
+            while self._queue and not self._catching_up:
+                notification_id, previous_id, frame, committed_at = self._queue.popleft()
+                if notification_id == EVENT:
+                    await self._send(frame)
+                elif notification_id <= self.cursor:
+                    continue
+                elif previous_id > self.cursor:
+                    self._catching_up = True
+                else:
+                    await self._send(frame)
+                    self.cursor = notification_id
+                    self._metrics.deliveries.labels("live").inc()
+                    self._metrics.delivery_latency.observe(max(0.0, time.time() - committed_at))
+
+    async def _catch_up(self) -> None:
+        while True:
+            # Cleared before reading, so an overflow or a gap seen meanwhile asks again.
+            self._catching_up = False
+            frames, last_page = await self._replay(self.cursor)
+            for notification_id, frame in frames:
+                await self._send(frame)
+                self.cursor = notification_id
+            self._metrics.deliveries.labels("store").inc(len(frames))
+            if last_page and not self._catching_up:
+                return
+
+    async def _send(self, frame: str) -> None:
+        # A client that reads nothing for this long will not catch up: close it (1013).
+        try:
+            async with asyncio.timeout(self._stuck_timeout):
+                await self._send_text(frame)
+        except TimeoutError as exc:
+            raise SocketStuck from exc
+
+    # Closing
 
     def close_soon(self, close: Close) -> asyncio.Task[None]:
         """Close once, from any caller; later calls get the same closing task."""

@@ -1,22 +1,82 @@
-"""Socket message encoding. A notification is serialized once per recipient, never per socket."""
+"""What travels from a send to the sockets, and the text frames sockets receive.
 
+A notification's content is serialized once per send (`Publication.content`); each
+recipient's frame only splices in their id, name and unread count, so a broadcast to
+10,000 users never runs 10,000 model serializations.
+"""
+
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import orjson
 
 from notifier.schemas import NotificationOut
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
-    """One recipient's copy of a notification, ready to write to each of their sockets."""
+class Recipient:
+    """One user's copy of a published notification."""
 
     username: str
     notification_id: int
+    previous_id: int
+    """The id of this user's notification before this one (0 for none). A socket whose
+    cursor is below it has missed something and catches up from the store."""
+    unread_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """A stored notification on its way to live sockets."""
+
+    content: str
+    """The shared fields as JSON object members, without braces (see `content_members`)."""
+    recipients: Sequence[Recipient]
+    committed_at: float
+    """Wall-clock time of the commit, for the delivery latency histogram."""
+
+
+def content_members(notification: NotificationOut) -> str:
+    """Everything but id and username, as `"title":...,"read":false` (no braces)."""
+    return notification.model_dump_json(exclude={"id", "username"})[1:-1]
+
+
+def notification_frame(notification_id: int, username: str, content: str, unread_count: int) -> str:
+    return (
+        '{"type":"notification","notification":{"id":'
+        f"{notification_id},"
+        f'"username":{orjson.dumps(username).decode()},{content}}},'
+        f'"unread_count":{unread_count}}}'
+    )
+
+
+def stored_frame(notification: NotificationOut, unread_count: int) -> str:
+    return notification_frame(
+        notification.id, notification.username, content_members(notification), unread_count
+    )
+
+
+def read_frame(ids: Sequence[int], unread_count: int) -> str:
+    return orjson.dumps({"type": "read", "ids": list(ids), "unread_count": unread_count}).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class UserFrame:
+    """A frame for every socket of one user, outside the notification stream."""
+
+    username: str
     frame: str
 
 
-def notification_frame(notification: NotificationOut) -> str:
-    return '{"type":"notification","notification":' + notification.model_dump_json() + "}"
+@dataclass(frozen=True, slots=True)
+class CloseRequest:
+    """Close a user's sockets (those of `session_ids` only, when given), on every worker."""
+
+    username: str
+    code: int
+    reason: str
+    session_ids: tuple[str, ...] | None = None
 
 
-def delivery_for(notification: NotificationOut) -> Delivery:
-    return Delivery(notification.username, notification.id, notification_frame(notification))
+Envelope = Publication | UserFrame | CloseRequest
+"""Everything a broker carries between processes."""

@@ -1,55 +1,111 @@
 """The hub: the one owner of this process's live sockets, grouped by user.
 
-It knows sockets and frames, never the database or HTTP.
+It knows sockets and frames, never the database, the broker or HTTP. Brokers call it
+with what arrived for this process; it hands each frame to the right local sockets.
 """
 
 import asyncio
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection
 
 from notifier.delivery.closes import Close
 from notifier.delivery.connection import Connection
-from notifier.delivery.frames import Delivery
+from notifier.delivery.frames import (
+    CloseRequest,
+    Envelope,
+    Publication,
+    UserFrame,
+    notification_frame,
+)
+from notifier.metrics import Metrics
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics) -> None:
         self._by_user: dict[str, set[Connection]] = {}
         self._closing = False
+        self._metrics = metrics
 
-    def register(self, connection: Connection) -> bool:
+    def add(self, connection: Connection) -> bool:
         """Add a socket; False once the hub is shutting down."""
         if self._closing:
             return False
         self._by_user.setdefault(connection.username, set()).add(connection)
+        self._metrics.open_sockets.inc()
         return True
 
-    def unregister(self, connection: Connection) -> None:
+    def remove(self, connection: Connection) -> bool:
+        """Remove a socket; True if it was its user's last one here."""
         sockets = self._by_user.get(connection.username)
-        if sockets is None:
-            return
+        if sockets is None or connection not in sockets:
+            return False
         sockets.discard(connection)
-        if not sockets:
-            del self._by_user[connection.username]
+        self._metrics.open_sockets.dec()
+        if sockets:
+            return False
+        del self._by_user[connection.username]
+        return True
 
-    def deliver(self, deliveries: Iterable[Delivery]) -> None:
-        """Queue each frame on every local socket of its recipient. Never waits."""
-        for delivery in deliveries:
-            for connection in self._by_user.get(delivery.username, ()):
-                connection.offer(delivery.notification_id, delivery.frame)
+    def has_user(self, username: str) -> bool:
+        return username in self._by_user
 
-    def close_sockets(
-        self, username: str, close: Close, session_ids: Collection[str] | None = None
-    ) -> None:
-        """Close this process's sockets of a user (only those of `session_ids` if given)."""
-        for connection in list(self._by_user.get(username, ())):
-            if session_ids is None or connection.session_id in session_ids:
-                connection.close_soon(close)
+    def usernames(self) -> list[str]:
+        return list(self._by_user)
 
     def count(self, username: str) -> int:
         return len(self._by_user.get(username, ()))
 
-    async def close_all(self, close: Close) -> None:
-        """Refuse new sockets and close every open one."""
+    def dispatch(self, envelope: Envelope) -> None:
+        """Act on what a broker brought to this process. Never waits."""
+        match envelope:
+            case Publication():
+                self.deliver(envelope)
+            case UserFrame(username, frame):
+                for connection in self._by_user.get(username, ()):
+                    connection.offer_event(frame)
+            case CloseRequest(username, code, reason, session_ids):
+                self.close_sockets(username, Close(code, reason), session_ids)
+
+    def deliver(self, publication: Publication) -> None:
+        """Queue each recipient's frame on their local sockets. Never waits."""
+        recipients = publication.recipients
+        if len(recipients) > 4 * len(self._by_user):
+            # A broadcast to everyone: look up the few local users, not every recipient.
+            by_name = {r.username: r for r in recipients}
+            recipients = [by_name[name] for name in self._by_user if name in by_name]
+        for recipient in recipients:
+            sockets = self._by_user.get(recipient.username)
+            if not sockets:
+                continue
+            frame = notification_frame(
+                recipient.notification_id,
+                recipient.username,
+                publication.content,
+                recipient.unread_count,
+            )
+            for connection in sockets:
+                connection.offer(
+                    recipient.notification_id,
+                    recipient.previous_id,
+                    frame,
+                    publication.committed_at,
+                )
+
+    def close_sockets(
+        self, username: str, close: Close, session_ids: Collection[str] | None = None
+    ) -> None:
+        """Close the user's sockets here (only those of `session_ids`, when given)."""
+        for connection in list(self._by_user.get(username, ())):
+            if session_ids is None or connection.session_id in session_ids:
+                connection.close_soon(close)
+
+    def resync(self) -> None:
+        """Every socket catches up from the store: live frames may have been lost."""
+        for sockets in self._by_user.values():
+            for connection in sockets:
+                connection.resync()
+
+    async def close_all(self, close_for: Callable[[], Close]) -> None:
+        """Refuse new sockets and close every open one (`close_for()` per socket)."""
         self._closing = True
         connections = [c for sockets in self._by_user.values() for c in sockets]
-        await asyncio.gather(*(c.close(close) for c in connections))
+        await asyncio.gather(*(c.close(close_for()) for c in connections))

@@ -1,75 +1,196 @@
-"""NotificationService: the one place where "store, then publish" happens."""
+"""NotificationService: the one path from a send to the sockets, and from a socket to its
+stream. Store first, then publish; sockets join the hub and the broker only through here.
+
+Sends go through one queue per process: a single task takes whatever sends are waiting,
+stores them in one transaction (group commit) and publishes them in commit order. Under
+load this turns many small transactions into a few larger ones; when idle, a send is
+stored at once.
+"""
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+import logging
+import time
+from collections.abc import Collection
 
+from notifier.db.sending import SendRequest, SendResult, StreamEntry
 from notifier.db.store import Store
-from notifier.delivery.broker import Broker
-from notifier.delivery.connection import Replay
-from notifier.delivery.frames import delivery_for, notification_frame
-from notifier.schemas import NotificationContent, NotificationOut
+from notifier.delivery.broker import Addressed, Broker
+from notifier.delivery.closes import Close
+from notifier.delivery.connection import Connection, ReplayPage
+from notifier.delivery.frames import (
+    CloseRequest,
+    Publication,
+    Recipient,
+    UserFrame,
+    content_members,
+    read_frame,
+    stored_frame,
+)
+from notifier.delivery.hub import Hub
+from notifier.metrics import Metrics
+from notifier.schemas import NotificationOut
+
+logger = logging.getLogger(__name__)
+PendingSend = tuple[SendRequest, "asyncio.Future[SendResult]"]
 
 
-class UnknownUsersError(Exception):
-    """Some recipients do not exist; nothing was stored or sent."""
+def _recipient(entry: StreamEntry) -> Recipient:
+    notification = entry.notification
+    return Recipient(notification.username, notification.id, entry.previous_id, entry.unread_count)
 
-    def __init__(self, usernames: Sequence[str]) -> None:
-        super().__init__(", ".join(usernames))
-        self.usernames = list(usernames)
+
+def _addressed(entries: list[StreamEntry], everyone: bool) -> list[Addressed]:
+    content = content_members(entries[0].notification)
+    committed_at = time.time()
+    recipients = [_recipient(entry) for entry in entries]
+    if everyone:
+        return [(None, Publication(content, recipients, committed_at))]
+    return [(r.username, Publication(content, [r], committed_at)) for r in recipients]
 
 
 class NotificationService:
-    def __init__(self, store: Store, broker: Broker) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        broker: Broker,
+        metrics: Metrics,
+        *,
+        max_batch: int = 256,
+        replay_page_size: int = 500,
+    ) -> None:
         self._store = store
+        self._hub = hub
         self._broker = broker
-        # Store-then-publish runs one send at a time, so frames reach the hub in id order.
-        # A socket then drops any frame at or below its cursor as already replayed, which
-        # is only safe when ids arrive in increasing order.
-        self._send_lock = asyncio.Lock()
+        self._metrics = metrics
+        self._max_batch = max_batch
+        self._replay_page_size = replay_page_size
+        self._pending: asyncio.Queue[PendingSend] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
 
-    async def send(
-        self, usernames: Sequence[str], content: NotificationContent, sender_id: int | None
-    ) -> list[NotificationOut]:
-        """Store one notification per named user, all or nothing, then deliver them live."""
-        found = await self._store.find_users(usernames)
-        unknown = [name for name in usernames if name not in found]
-        if unknown:
-            raise UnknownUsersError(unknown)
-        recipients = {found[name]: name for name in usernames}
-        async with self._send_lock:
-            notifications = await self._store.add_for_users(recipients, content, sender_id)
-            await self._broker.publish([delivery_for(n) for n in notifications])
-        return notifications
+    async def start(self) -> None:
+        self._sender = asyncio.create_task(self._send_batches())
 
-    async def broadcast(
-        self, content: NotificationContent, sender_id: int | None
-    ) -> list[NotificationOut]:
-        """Store a notification for every existing user, then deliver it live."""
-        async with self._send_lock:
-            notifications = await self._store.add_broadcast(content, sender_id)
-            await self._broker.publish([delivery_for(n) for n in notifications])
-        return notifications
+    async def stop(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+        while not self._pending.empty():
+            _request, future = self._pending.get_nowait()
+            future.cancel()
 
-    async def resume_point(self, since: int) -> int:
-        """Where a socket asking for `since` really resumes.
+    # Sending
 
-        A client can only hold ids the store issued; a larger `since` (say, from before the
-        database was reset) is clamped, or the socket would skip new notifications until
-        ids caught up with it.
+    async def send(self, request: SendRequest) -> SendResult:
+        """Store a send (all or nothing), then deliver it live; returns once it is stored.
+
+        Raises `UnknownUsersError` and `IdempotencyKeyReusedError` (nothing stored).
         """
-        return min(since, await self._store.last_id())
+        future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        self._pending.put_nowait((request, future))
+        return await future
 
-    def replay(self, user_id: int, page_size: int = 500) -> Replay:
-        """A replay source for one user's socket: stored frames after an id, oldest first."""
+    async def _send_batches(self) -> None:
+        while True:
+            batch = [await self._pending.get()]
+            while len(batch) < self._max_batch and not self._pending.empty():
+                batch.append(self._pending.get_nowait())
+            try:
+                await self._store_and_publish(batch)
+            except Exception as exc:
+                logger.exception("storing a batch of %d sends failed", len(batch))
+                for _request, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
 
-        async def frames_after(after_id: int) -> AsyncIterator[tuple[int, str]]:
-            cursor = after_id
-            while True:
-                page = await self._store.since(user_id, cursor, page_size)
-                for notification in page:
-                    yield notification.id, notification_frame(notification)
-                if len(page) < page_size:
-                    return
-                cursor = page[-1].id
+    async def _store_and_publish(self, batch: list[PendingSend]) -> None:
+        outcomes = await self._store.send_batch([request for request, _future in batch])
+        messages: list[Addressed] = []
+        for (request, _future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, SendResult) and outcome.entries:
+                self._metrics.notifications_stored.inc(len(outcome.entries))
+                messages.extend(_addressed(outcome.entries, everyone=request.usernames is None))
+        # Published in commit order, so this process's copies rarely arrive out of order.
+        await self._broker.publish(messages)
+        for (_request, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():  # the caller went away
+                continue
+            if isinstance(outcome, SendResult):
+                future.set_result(outcome)
+            else:
+                future.set_exception(outcome)
 
-        return frames_after
+    # Read state, shared live by every socket of the user
+
+    async def mark_read(
+        self, user_id: int, username: str, notification_id: int
+    ) -> NotificationOut | None:
+        """Mark one of the user's notifications read; None if they have no such id."""
+        marked = await self._store.mark_read(user_id, notification_id)
+        if marked is None:
+            return None
+        notification, read = marked
+        if read.ids:
+            await self._publish_read(username, read.ids, read.unread_count)
+        return notification
+
+    async def mark_all_read(self, user_id: int, username: str) -> int:
+        read = await self._store.mark_all_read(user_id)
+        if read.ids:
+            await self._publish_read(username, read.ids, read.unread_count)
+        return len(read.ids)
+
+    async def _publish_read(self, username: str, ids: list[int], unread_count: int) -> None:
+        await self._broker.publish([(username, UserFrame(username, read_frame(ids, unread_count)))])
+
+    # Sockets
+
+    async def close_sockets(
+        self, username: str, close: Close, session_ids: Collection[str] | None = None
+    ) -> None:
+        """Close the user's sockets on every worker (only those of `session_ids`, if given)."""
+        request = CloseRequest(
+            username, close.code, close.reason, tuple(session_ids) if session_ids else None
+        )
+        await self._broker.publish([(username, request)])
+
+    async def attach(self, connection: Connection) -> bool:
+        """Join a socket to the hub and its user's broker channel; False when shutting down.
+
+        It returns once the broker delivers this user's messages here, so reading the
+        stream head afterwards (`start_point`) cannot miss a notification in between.
+        """
+        if not self._hub.add(connection):
+            return False
+        self._metrics.sockets_opened.inc()
+        await self._broker.subscribe(connection.username)
+        return True
+
+    async def detach(self, connection: Connection) -> None:
+        if self._hub.remove(connection):
+            await self._broker.unsubscribe(connection.username)
+
+    async def start_point(self, user_id: int, since: int | None) -> tuple[int, bool]:
+        """Where a new socket's stream starts, and whether it replays from the store first.
+
+        A client can only hold ids the store issued; a `since` above the user's newest
+        notification (say, from before the database was reset) is lowered to it, or the
+        socket would skip new notifications until ids caught up with it.
+        """
+        head = await self._store.stream_head(user_id)
+        if since is None:
+            return head, False
+        return min(since, head), True
+
+    def replay(self, user_id: int) -> ReplayPage:
+        """Pages of one user's stored frames after an id, oldest first."""
+        page_size = self._replay_page_size
+
+        async def page(after_id: int) -> tuple[list[tuple[int, str]], bool]:
+            notifications, unread_count = await self._store.since(user_id, after_id, page_size)
+            frames = [(n.id, stored_frame(n, unread_count)) for n in notifications]
+            return frames, len(notifications) < page_size
+
+        return page

@@ -1,0 +1,287 @@
+"""The statements of a batch of sends, run inside one write transaction of the store.
+
+Batching. Concurrent sends in one process are stored together (group commit): one lock
+pass, one insert of messages, one of notifications, one update of stream heads, one
+commit, whatever the number of sends in the batch.
+
+Ordering. Clients resume with `since=<last id>`, so for each user, ids must become
+visible in id order: if a user's id 11 could commit while id 10 is still in flight, a
+client reading 11 and reconnecting with `since=11` would never see 10. Each send
+therefore locks its recipients' user rows (in id order, so two sends never deadlock)
+before it takes ids. A later send to the same user waits for the lock, and so takes
+its ids after the earlier one committed: per user, id order is commit order. We chose
+row locks over a per-user sequence column because the user row is updated anyway (the
+stream head and unread count below), and replay keeps using the primary key index.
+SQLite needs no row locks: a write transaction there holds the database's one write lock.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notifier.db.models import IdempotencyKey, Message, Notification, User, utcnow
+from notifier.schemas import NotificationContent, NotificationOut
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+@dataclass(slots=True)
+class LockedUser:
+    """A recipient's row, locked for the batch; head and count move as sends are stored."""
+
+    id: int
+    username: str
+    head: int
+    unread_count: int
+
+
+class UnknownUsersError(Exception):
+    """Some recipients do not exist; nothing was stored or sent."""
+
+    def __init__(self, usernames: Sequence[str]) -> None:
+        super().__init__(", ".join(usernames))
+        self.usernames = list(usernames)
+
+
+class IdempotencyKeyReusedError(Exception):
+    """The sender used this idempotency key for a different request within its window."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    key: str
+    request_hash: str
+    """Fingerprint of the route and body: a reused key must come with the same request."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    usernames: Sequence[str] | None
+    """Recipients in id order of the result; None for every user."""
+    content: NotificationContent
+    sender_id: int
+    idempotency: IdempotentRequest | None
+    render: Callable[[list[NotificationOut]], str]
+    """Turns what was stored into the response body, kept with the idempotency key."""
+    status_code: int = 201
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """A stored notification and where it sits in its recipient's stream."""
+
+    notification: NotificationOut
+    previous_id: int
+    """The recipient's stream head before this notification (0 for none)."""
+    unread_count: int
+    """The recipient's unread notifications, this one included."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    entries: list[StreamEntry]
+    """What this send stored; empty when it replayed an earlier response."""
+    status_code: int
+    body: str
+    replayed: bool
+
+
+SendOutcome = SendResult | UnknownUsersError | IdempotencyKeyReusedError
+
+
+_LOCKED_COLUMNS = (User.id, User.username, User.last_notification_id, User.unread_count)
+
+
+async def lock_users(session: AsyncSession, usernames: Sequence[str] | None) -> list[LockedUser]:
+    """Lock the named users' rows (every user's when None), in id order."""
+    query = select(*_LOCKED_COLUMNS)
+    if usernames is not None:
+        query = query.where(User.username.in_(usernames))
+    rows = await session.execute(query.order_by(User.id).with_for_update())
+    return [LockedUser(*row) for row in rows.tuples()]
+
+
+async def lock_users_by_id(session: AsyncSession, user_id: int) -> list[LockedUser]:
+    """Lock one user's row: read-state changes keep the unread count in step with sends."""
+    rows = await session.execute(
+        select(*_LOCKED_COLUMNS).where(User.id == user_id).with_for_update()
+    )
+    return [LockedUser(*row) for row in rows.tuples()]
+
+
+async def store_sends(session: AsyncSession, requests: Sequence[SendRequest]) -> list[SendOutcome]:
+    """Store every valid send of the batch; one outcome per request, in order."""
+    everyone = any(request.usernames is None for request in requests)
+    names = None if everyone else sorted({n for r in requests for n in r.usernames or ()})
+    locked = await lock_users(session, names)
+    by_name = {user.username: user for user in locked}
+    if any(request.idempotency for request in requests):
+        await session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_WINDOW)
+        )
+
+    outcomes: list[SendOutcome | None] = [None] * len(requests)
+    planned: list[tuple[int, list[LockedUser]]] = []
+    # Repeats of a key within this batch answer like the send that claimed it.
+    claimed_here: dict[tuple[int, str], tuple[int, str]] = {}
+    repeats: list[tuple[int, int]] = []
+    for index, request in enumerate(requests):
+        if request.usernames is None:
+            recipients = locked
+        else:
+            unknown = [name for name in request.usernames if name not in by_name]
+            if unknown:
+                outcomes[index] = UnknownUsersError(unknown)
+                continue
+            recipients = [by_name[name] for name in request.usernames]
+        if request.idempotency is not None:
+            key = (request.sender_id, request.idempotency.key)
+            first = claimed_here.get(key)
+            if first is not None:
+                if first[1] != request.idempotency.request_hash:
+                    outcomes[index] = IdempotencyKeyReusedError(key[1])
+                else:
+                    repeats.append((index, first[0]))
+                continue
+            earlier = await _claim_key(session, request.sender_id, request.idempotency)
+            if earlier is not None:
+                outcomes[index] = earlier
+                continue
+            claimed_here[key] = (index, request.idempotency.request_hash)
+        planned.append((index, recipients))
+
+    for (index, _recipients), entries in zip(
+        planned, await _insert(session, requests, planned), strict=True
+    ):
+        request = requests[index]
+        body = request.render([entry.notification for entry in entries])
+        outcomes[index] = SendResult(entries, request.status_code, body, replayed=False)
+        if request.idempotency is not None:
+            await session.execute(
+                update(IdempotencyKey)
+                .where(
+                    IdempotencyKey.sender_id == request.sender_id,
+                    IdempotencyKey.key == request.idempotency.key,
+                )
+                .values(status_code=request.status_code, response=body)
+            )
+    for index, first in repeats:
+        original = outcomes[first]
+        assert isinstance(original, SendResult)
+        outcomes[index] = SendResult([], original.status_code, original.body, replayed=True)
+    finished = [outcome for outcome in outcomes if outcome is not None]
+    assert len(finished) == len(requests)
+    return finished
+
+
+async def _claim_key(
+    session: AsyncSession, sender_id: int, idempotency: IdempotentRequest
+) -> SendOutcome | None:
+    """Record the key for this send, or the outcome of the earlier send that used it.
+
+    On PostgreSQL a concurrent send holding the same key makes the insert wait until that
+    send commits (then we answer with its response) or rolls back (then the key is ours).
+    """
+    dialect = sqlite if session.bind.dialect.name == "sqlite" else postgresql
+    claimed = await session.scalar(
+        dialect.insert(IdempotencyKey)
+        .values(
+            sender_id=sender_id,
+            key=idempotency.key,
+            request_hash=idempotency.request_hash,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["sender_id", "key"])
+        .returning(IdempotencyKey.id)
+    )
+    if claimed is not None:
+        return None
+    row = await session.scalar(
+        select(IdempotencyKey).where(
+            IdempotencyKey.sender_id == sender_id, IdempotencyKey.key == idempotency.key
+        )
+    )
+    assert row is not None  # the conflict was with a committed row
+    if row.request_hash != idempotency.request_hash:
+        return IdempotencyKeyReusedError(idempotency.key)
+    return SendResult([], row.status_code, row.response, replayed=True)
+
+
+async def _insert(
+    session: AsyncSession,
+    requests: Sequence[SendRequest],
+    planned: Sequence[tuple[int, list[LockedUser]]],
+) -> list[list[StreamEntry]]:
+    """Insert the planned sends' messages and notifications; move the heads and counts."""
+    if not planned:
+        return []
+    now = utcnow()
+    message_ids = list(
+        await session.scalars(
+            insert(Message).returning(Message.id, sort_by_parameter_order=True),
+            [
+                {
+                    "title": requests[index].content.title,
+                    "body": requests[index].content.body,
+                    "data": requests[index].content.data,
+                    "sender_id": requests[index].sender_id,
+                    "created_at": now,
+                }
+                for index, _recipients in planned
+            ],
+        )
+    )
+    rows = [
+        {"user_id": user.id, "message_id": message_id}
+        for (_index, recipients), message_id in zip(planned, message_ids, strict=True)
+        for user in recipients
+    ]
+    notification_ids = iter(
+        list(
+            await session.scalars(
+                insert(Notification).returning(Notification.id, sort_by_parameter_order=True),
+                rows,
+            )
+        )
+        if rows
+        else []
+    )
+    batches: list[list[StreamEntry]] = []
+    touched: dict[int, LockedUser] = {}
+    for index, recipients in planned:
+        content = requests[index].content
+        entries = []
+        for user in recipients:
+            notification_id = next(notification_ids)
+            entries.append(
+                StreamEntry(
+                    NotificationOut(
+                        id=notification_id,
+                        username=user.username,
+                        title=content.title,
+                        body=content.body,
+                        data=content.data,
+                        created_at=now,
+                        read=False,
+                    ),
+                    previous_id=user.head,
+                    unread_count=user.unread_count + 1,
+                )
+            )
+            user.head = notification_id
+            user.unread_count += 1
+            touched[user.id] = user
+        batches.append(entries)
+    if touched:
+        await session.execute(
+            update(User),
+            [
+                {"id": u.id, "last_notification_id": u.head, "unread_count": u.unread_count}
+                for u in touched.values()
+            ],
+        )
+    return batches
