@@ -9,7 +9,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
 MAX_DATA_BYTES = 16 * 1024
-MAX_RECIPIENTS = 1000
+MAX_RECIPIENTS = 100_000
+"""The ceiling; NOTIFIER_MAX_RECIPIENTS (default 1000) is the limit a server enforces."""
 
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
 

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     ws_client_message_rate: float = Field(default=1.0, gt=0)
     ws_client_message_burst: int = Field(default=10, ge=1)
     ws_recheck_interval: float = Field(default=60.0, ge=0)
-    max_recipients: int = Field(default=1000, ge=1)
+    max_recipients: int = Field(default=1000, ge=1, le=100_000)
     admin_username: str | None = None
     admin_password: SecretStr | None = None
 

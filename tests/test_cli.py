@@ -4,13 +4,15 @@ import os
 import sqlite3
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import TEST_SECRET, free_port
 from jose import jwt
 
-NOTIFIER = "/work/main/.venv/bin/notifier"
+# The console script of the venv running the tests (this checkout's code).
+NOTIFIER = str(Path(sys.executable).parent / "notifier")
 PASSWORD = "bobs-password-123"
 
 

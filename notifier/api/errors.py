@@ -43,3 +43,17 @@ def password_too_short(field: str, exc: PasswordTooShort) -> RequestValidationEr
             }
         ]
     )
+
+
+def too_many_items(field: str, limit: int) -> RequestValidationError:
+    """A 422 for a list longer than its configured limit, shaped like FastAPI's own."""
+    return RequestValidationError(
+        [
+            {
+                "type": "too_long",
+                "loc": ("body", field),
+                "msg": f"List should have at most {limit} items",
+                "ctx": {"max_length": limit},
+            }
+        ]
+    )

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request, Response, status
 from pydantic import BaseModel
 
+from notifier.api.errors import too_many_items
 from notifier.auth.deps import AdminUser, RuntimeDep
 from notifier.db.sending import IdempotentRequest, SendRequest, SendResult
 from notifier.schemas import (
@@ -104,6 +105,8 @@ async def send_to_users(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Store one notification per named user, all or nothing, and push each live."""
+    if len(body.usernames) > runtime.settings.max_recipients:
+        raise too_many_items("usernames", runtime.settings.max_recipients)
     content = NotificationContent(title=body.title, body=body.body, data=body.data)
     result = await runtime.notifications.send(
         SendRequest(
