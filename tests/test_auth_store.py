@@ -106,17 +106,20 @@ async def test_attempt_counter_counts_every_concurrent_attempt(stores) -> None:
     _store, auth = stores
     key = f"user:race-{time.time_ns()}"
     now = int(time.time())
-    counted = await asyncio.gather(*(auth.count_attempt(key, now, 60) for _ in range(20)))
-    assert sorted(attempts for attempts, _lock in counted) == list(range(1, 21))
+    counted = await asyncio.gather(*(auth.count_attempts([key], now, 60) for _ in range(20)))
+    assert sorted(c[key][0] for c in counted) == list(range(1, 21))
+    # Two keys in one statement.
+    both = await auth.count_attempts([key, key + "-b"], now, 60)
+    assert both == {key: (21, 0), key + "-b": (1, 0)}
     # A new window starts over.
-    assert await auth.count_attempt(key, now + 61, 60) == (1, 0)
+    assert (await auth.count_attempts([key], now + 61, 60))[key] == (1, 0)
 
 
 async def test_exactly_one_racer_wins_a_lock_and_locks_double(stores) -> None:
     _store, auth = stores
     key = f"addr:{time.time_ns()}"
     now = int(time.time())
-    await auth.count_attempt(key, now, 600)
+    await auth.count_attempts([key], now, 600)
     won = await asyncio.gather(*(auth.lock_if_unlocked(key, now, 30, 600) for _ in range(5)))
     assert sorted(won, key=str) == [now + 30] + [None] * 4
     assert await auth.locked_until([key, "user:other"]) == now + 30
@@ -127,17 +130,17 @@ async def test_exactly_one_racer_wins_a_lock_and_locks_double(stores) -> None:
     await auth.extend_lock(key, now + 10)  # never shortens
     assert await auth.locked_until([key]) == now + 900
     # A new window forgets the earlier locks.
-    assert await auth.count_attempt(key, now + 2000, 600) == (1, now + 900)
+    assert (await auth.count_attempts([key], now + 2000, 600))[key] == (1, now + 900)
 
 
 async def test_uncounting_and_clearing(stores) -> None:
     _store, auth = stores
     key = f"addr:{time.time_ns()}"
     now = int(time.time())
-    await auth.count_attempt(key, now, 60)
-    await auth.count_attempt(key, now, 60)
+    await auth.count_attempts([key], now, 60)
+    await auth.count_attempts([key], now, 60)
     await auth.uncount_attempt(key)
-    assert await auth.count_attempt(key, now, 60) == (2, 0)
+    assert (await auth.count_attempts([key], now, 60))[key] == (2, 0)
     await auth.lock_if_unlocked(key, now, 30, 60)
     await auth.clear_failures(key)
     assert await auth.locked_until([key]) == 0
@@ -191,3 +194,16 @@ async def test_revoking_a_session_without_a_row_records_it(stores) -> None:
     # Revoking again reports nothing new; another user's name cannot revoke it.
     assert not await auth.revoke_session("jti:abc" + name[-8:], name, now, now + 60, "revoked")
     assert await auth.revoke_user_sessions("no-such-user", now, "x") is None
+
+
+async def test_quiet_counters_are_forgotten_but_locks_are_kept(stores) -> None:
+    _store, auth = stores
+    now = int(time.time())
+    quiet, locked = f"user:quiet-{now}-{time.time_ns()}", f"user:locked-{time.time_ns()}"
+    await auth.count_attempts([quiet], now - 100, 60)
+    await auth.count_attempts([locked], now - 100, 60)
+    await auth.lock_if_unlocked(locked, now - 100, 200, 600)
+    await auth.forget_attempts(now, 60)
+    # The quiet key starts over; the locked one still holds its lock and its count.
+    assert (await auth.count_attempts([quiet], now, 60))[quiet] == (1, 0)
+    assert (await auth.count_attempts([locked], now, 60))[locked] == (1, now + 100)

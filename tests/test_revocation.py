@@ -250,3 +250,53 @@ async def test_password_change_errors(api) -> None:
     # None of the failures changed anything.
     assert await status_with(api, pair["access_token"]) == (200, username)
     await login_pair(api, username)
+
+
+# Across workers
+
+
+async def test_revocation_reaches_sockets_on_every_worker(server_factory, api_for) -> None:
+    # Two processes sharing PostgreSQL and Redis. The periodic recheck is off, so only
+    # the broker's close request can end the sockets on the other worker.
+    first = server_factory(backend_name="postgres", NOTIFIER_WS_RECHECK_INTERVAL="0")
+    second = server_factory(like=first, NOTIFIER_WS_RECHECK_INTERVAL="0")
+    async with api_for(first) as api_a, api_for(second) as api_b:
+        username, pair = await user_with_pair(api_a)
+        other = await login_pair(api_a, username)
+        disabled_user, disabled_pair = await user_with_pair(api_a)
+        async with AsyncExitStack() as stack:
+            on_b = await connect(api_b, pair["access_token"], stack)
+            kept_on_b = await connect(api_b, other["access_token"], stack)
+            doomed_user_on_b = await connect(api_b, disabled_pair["access_token"], stack)
+            sent = await api_a.send(username, "live on b")
+            for ws in (on_b, kept_on_b):
+                assert await recv_notification(ws) == sent
+
+            await revoke(api_a, pair["access_token"])
+            assert await closed_with(on_b) == (1008, "token revoked")
+
+            response = await api_a.client.patch(
+                f"/users/{disabled_user}",
+                json={"disabled": True},
+                headers=await api_a.admin_headers(),
+            )
+            assert response.status_code == 200
+            assert await closed_with(doomed_user_on_b) == (1008, "user disabled")
+
+            after = await api_a.send(username, "the other session lives")
+            assert await recv_notification(kept_on_b) == after
+
+
+async def test_periodic_recheck_closes_sockets_a_close_request_missed(
+    server_factory, api_for
+) -> None:
+    # Two processes on one SQLite file with in-process brokers: no close request crosses
+    # between them, so the socket's own recheck of its session has to catch it.
+    first = server_factory(backend_name="sqlite")
+    second = server_factory(like=first, NOTIFIER_WS_RECHECK_INTERVAL="1")
+    async with api_for(first) as api_a, api_for(second) as api_b:
+        _username, pair = await user_with_pair(api_a)
+        async with AsyncExitStack() as stack:
+            on_b = await connect(api_b, pair["access_token"], stack)
+            await revoke(api_a, pair["access_token"])
+            assert await closed_with(on_b, within=10) == (1008, "token revoked")

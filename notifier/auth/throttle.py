@@ -71,8 +71,9 @@ class LoginThrottle:
         locked_until = await self._store.locked_until(limits)
         if locked_until > now:
             raise LoginThrottled(locked_until - now)
+        counted = await self._store.count_attempts(limits, now, self._policy.window)
         for key, limit in limits.items():
-            attempts, locked_until = await self._store.count_attempt(key, now, self._policy.window)
+            attempts, locked_until = counted[key]
             if locked_until > now:
                 raise LoginThrottled(locked_until - now)
             if attempts >= limit:
@@ -89,6 +90,8 @@ class LoginThrottle:
         now = int(time.time())
         for key, seconds in attempt.locks.items():
             await self._store.extend_lock(key, now + seconds)
+        # Failures are what create counters; they also sweep the ones that went quiet.
+        await self._store.forget_attempts(now, self._policy.window)
 
     async def succeeded(self, attempt: LoginAttempt) -> None:
         if attempt.username_key:

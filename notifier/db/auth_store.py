@@ -7,8 +7,10 @@ write transactions take the write lock up front (BEGIN IMMEDIATE) and PostgreSQL
 the row, with no read-then-write window.
 """
 
+import asyncio
 import enum
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,6 +83,20 @@ class AuthStore:
             engine.execution_options(**{WRITE: True}), expire_on_commit=False
         )
         self._dialect = engine.dialect.name
+        # SQLite has one writer at a time anyway. Queueing this process's writers here,
+        # rather than in SQLite's busy handler, keeps a login flood from holding the
+        # database lock across event-loop turns until other writers time out.
+        self._sqlite_writer = asyncio.Lock() if self._dialect == "sqlite" else None
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction (taking SQLite's write lock up front)."""
+        if self._sqlite_writer is None:
+            async with self._writes.begin() as session:
+                yield session
+            return
+        async with self._sqlite_writer, self._writes.begin() as session:
+            yield session
 
     # Credentials
 
@@ -101,14 +117,14 @@ class AuthStore:
         )
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> None:
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             await session.execute(
                 update(User).where(User.id == user_id).values(password_hash=password_hash)
             )
 
     async def change_password(self, user_id: int, password_hash: str, now: int) -> None:
         """Store a new password hash and revoke every session of the user, atomically."""
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             await session.execute(
                 update(User)
                 .where(User.id == user_id)
@@ -118,7 +134,7 @@ class AuthStore:
 
     async def set_disabled(self, username: str, disabled: bool, now: int) -> AccountFlags | None:
         """Disable (revoking every session) or enable a user; None for an unknown name."""
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             values: dict[str, object] = {"disabled": disabled}
             if disabled:
                 values["tokens_valid_after"] = now + 1
@@ -137,7 +153,7 @@ class AuthStore:
 
     async def revoke_user_sessions(self, username: str, now: int, reason: str) -> int | None:
         """Revoke every token of a user; the number of sessions revoked, None if unknown."""
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             user_id = await session.scalar(
                 update(User)
                 .where(User.username == username)
@@ -159,7 +175,7 @@ class AuthStore:
         refresh_expires_at: int,
         session_expires_at: int,
     ) -> None:
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             # Sessions whose last token has expired are no longer needed to refuse anything.
             await session.execute(delete(AuthSession).where(AuthSession.expires_at < now))
             session.add(
@@ -190,7 +206,7 @@ class AuthStore:
         Spending a token that was already spent revokes its whole session: either the
         client or a thief holds a copy, and the server cannot tell which.
         """
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             spent = await session.execute(
                 update(RefreshToken)
                 .where(RefreshToken.token_hash == old_hash, RefreshToken.used_at.is_(None))
@@ -253,7 +269,7 @@ class AuthStore:
         A token from before sessions existed has no row yet: one is written, revoked,
         and kept until the token would have expired.
         """
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             user_id = await session.scalar(select(User.id).where(User.username == username))
             if user_id is None:
                 return False
@@ -296,13 +312,25 @@ class AuthStore:
             )
         return latest or 0
 
-    async def count_attempt(self, key: str, now: int, window: int) -> tuple[int, int]:
-        """Count one login attempt for `key`: (attempts in its current window, its lock)."""
+    async def count_attempts(
+        self, keys: Iterable[str], now: int, window: int
+    ) -> dict[str, tuple[int, int]]:
+        """Count one login attempt for each key, in one statement: for each, (attempts in
+        its current window, its lock)."""
         insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         expired = LoginThrottle.window_started_at <= now - window
         table = LoginThrottle.__table__
         statement = insert(LoginThrottle).values(
-            key=key, failures=1, window_started_at=now, locked_until=0, lockouts=0
+            [
+                {
+                    "key": key,
+                    "failures": 1,
+                    "window_started_at": now,
+                    "locked_until": 0,
+                    "lockouts": 0,
+                }
+                for key in keys
+            ]
         )
         statement = statement.on_conflict_do_update(
             index_elements=[LoginThrottle.key],
@@ -311,17 +339,20 @@ class AuthStore:
                 "window_started_at": case((expired, now), else_=table.c.window_started_at),
                 "lockouts": case((expired, 0), else_=table.c.lockouts),
             },
-        ).returning(LoginThrottle.failures, LoginThrottle.locked_until)
-        async with self._writes.begin() as session:
-            failures, locked_until = (await session.execute(statement)).one()
+        ).returning(LoginThrottle.key, LoginThrottle.failures, LoginThrottle.locked_until)
+        async with self._write() as session:
+            rows = (await session.execute(statement)).all()
+        return {key: (int(failures), int(locked)) for key, failures, locked in rows}
+
+    async def forget_attempts(self, now: int, window: int) -> None:
+        """Drop counters whose window has passed and that hold no lock."""
+        async with self._write() as session:
             await session.execute(
                 delete(LoginThrottle).where(
                     LoginThrottle.window_started_at <= now - window,
                     LoginThrottle.locked_until <= now,
-                    LoginThrottle.key != key,
                 )
             )
-        return int(failures), int(locked_until)
 
     async def lock_if_unlocked(self, key: str, now: int, base: int, cap: int) -> int | None:
         """Lock `key` unless it is locked already: for `base` seconds doubled per earlier
@@ -329,23 +360,23 @@ class AuthStore:
 
         Of several attempts racing past the limit, exactly one takes the lock.
         """
-        async with self._writes.begin() as session:
-            lockouts = await session.scalar(
+        # One statement, so the write lock is held for as short as possible: the duration
+        # for each count of earlier locks is spelled out (it reaches the cap quickly).
+        durations = [min(cap, base * 2**n) for n in range(32)]
+        steps = [(LoginThrottle.lockouts == n, now + d) for n, d in enumerate(durations)]
+        async with self._write() as session:
+            until = await session.scalar(
                 update(LoginThrottle)
                 .where(LoginThrottle.key == key, LoginThrottle.locked_until <= now)
-                .values(lockouts=LoginThrottle.lockouts + 1, locked_until=now + cap)
-                .returning(LoginThrottle.lockouts)
+                .values(
+                    lockouts=LoginThrottle.lockouts + 1, locked_until=case(*steps, else_=now + cap)
+                )
+                .returning(LoginThrottle.locked_until)
             )
-            if lockouts is None:
-                return None
-            until = now + min(cap, base * 2 ** min(lockouts - 1, 30))
-            await session.execute(
-                update(LoginThrottle).where(LoginThrottle.key == key).values(locked_until=until)
-            )
-        return until
+        return None if until is None else int(until)
 
     async def extend_lock(self, key: str, until: int) -> None:
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             await session.execute(
                 update(LoginThrottle)
                 .where(LoginThrottle.key == key, LoginThrottle.locked_until < until)
@@ -353,7 +384,7 @@ class AuthStore:
             )
 
     async def uncount_attempt(self, key: str) -> None:
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             await session.execute(
                 update(LoginThrottle)
                 .where(LoginThrottle.key == key, LoginThrottle.failures > 0)
@@ -361,7 +392,7 @@ class AuthStore:
             )
 
     async def clear_failures(self, key: str) -> None:
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             await session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
 
     # WebSocket tickets
@@ -376,7 +407,7 @@ class AuthStore:
         now: int,
         expires_at: int,
     ) -> None:
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             await session.execute(delete(WsTicket).where(WsTicket.expires_at < now))
             session.add(
                 WsTicket(
@@ -391,7 +422,7 @@ class AuthStore:
 
     async def consume_ticket(self, ticket_hash: str, now: int) -> Ticket | None:
         """Take a ticket out, once: of two workers racing for it, one gets it."""
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             taken = (
                 await session.execute(
                     delete(WsTicket)
