@@ -8,6 +8,8 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
+MAX_ID = 2**63 - 1
+"""Ids are 64-bit database integers; a larger one names nothing."""
 MAX_DATA_BYTES = 16 * 1024
 MAX_RECIPIENTS = 100_000
 """The ceiling; NOTIFIER_MAX_RECIPIENTS (default 1000) is the limit a server enforces."""
@@ -24,7 +26,11 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 def _check_data_size(value: dict[str, Any]) -> dict[str, Any]:
-    size = len(orjson.dumps(value))
+    try:
+        size = len(orjson.dumps(value))
+    except orjson.JSONEncodeError as exc:
+        # Integers beyond 64 bits: no client of a JSON API can be trusted to read them back.
+        raise ValueError(f"data cannot be stored: {exc}") from exc
     if size > MAX_DATA_BYTES:
         raise ValueError(f"data is {size} bytes as JSON; the limit is {MAX_DATA_BYTES}")
     return value
@@ -163,3 +169,9 @@ class BroadcastOut(BaseModel):
 
 class IdempotencyConflictBody(BaseModel):
     detail: str
+
+
+class ValidationErrorBody(BaseModel):
+    """FastAPI's own 422 body: one entry per invalid field."""
+
+    detail: list[dict[str, Any]]

@@ -22,6 +22,7 @@ from notifier.schemas import (
     NotificationList,
     NotificationOut,
     UnknownUsersBody,
+    ValidationErrorBody,
 )
 
 router = APIRouter(tags=["sending"])
@@ -29,7 +30,8 @@ router = APIRouter(tags=["sending"])
 RESPONSES: dict[int | str, dict[str, object]] = {
     404: {"model": UnknownUsersBody, "description": "Unknown recipients; nothing was stored"},
     422: {
-        "model": IdempotencyConflictBody,
+        # Either FastAPI's field errors or the reused-key conflict.
+        "model": ValidationErrorBody | IdempotencyConflictBody,
         "description": "Invalid body, or an Idempotency-Key reused for a different request",
     },
 }
