@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser lint format clean
+.PHONY: run test browser screenshot lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP) browser
 ## Off CI a failed install only makes those tests skip; on CI (CI=true) it stops the run.
 browser:
 	sh scripts/install-browser.sh || [ "$$CI" != "true" ]
+
+## Retake docs/screenshot.png (the page as an admin sees it) with the browser test.
+screenshot: $(STAMP) browser
+	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_page.py -k admin -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check notifier tests migrations

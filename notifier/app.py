@@ -8,11 +8,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from notifier import __version__
-from notifier.api import auth, health, inbox, notifications, users, ws
+from notifier.api import auth, health, inbox, metrics, notifications, pages, users, ws
 from notifier.api.auth import OAuthErrorResponse, oauth_error_response
 from notifier.db.sending import IdempotencyKeyReusedError, UnknownUsersError
 from notifier.db.store import UsernameTakenError
-from notifier.middleware import BodySizeLimitMiddleware
+from notifier.gc_tuning import tune_for_many_sockets
+from notifier.middleware import BodySizeLimitMiddleware, SocketEventLog
 from notifier.runtime import Runtime
 from notifier.settings import Settings
 from notifier.shutdown import close_first_on_exit_signals
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        tune_for_many_sockets()
         restore_signals = close_first_on_exit_signals(runtime.close_sockets)
         try:
             yield
@@ -55,9 +57,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             max_age=600,
         )
+    # Middleware added later wraps what was added before: sockets pass the event log,
+    # then go straight to `/ws`, skipping the HTTP layers.
+    app.add_middleware(ws.SocketRouteMiddleware)
+    app.add_middleware(SocketEventLog)
     for router in (auth.router, users.router, notifications.router, inbox.router, health.router):
         app.include_router(router)
-    app.include_router(ws.router)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)
+    app.include_router(pages.router)
+    app.mount("/static", pages.static_files(), name="static")
 
     @app.exception_handler(UnknownUsersError)
     async def _unknown_users(_request: Request, exc: UnknownUsersError) -> JSONResponse:

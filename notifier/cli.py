@@ -1,4 +1,4 @@
-"""The `notifier` command: serve, migrate, create-user, init-env."""
+"""The `notifier` command: serve, migrate, create-user, init-env (and the client commands)."""
 
 import asyncio
 import os
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
+from notifier import client_commands
 from notifier.settings import Settings
 
 if TYPE_CHECKING:
@@ -188,3 +189,8 @@ def init_env(
         with os.fdopen(fd, "w") as env_file:
             env_file.write("\n".join([*lines, *added]) + "\n")
         path.chmod(0o600)
+
+
+# The client side (login, logout, send, broadcast, listen) lives in its own module.
+for _command in client_commands.COMMANDS:
+    app.command()(_command)

@@ -37,6 +37,9 @@ class Metrics:
             ["path"],
             registry=self.registry,
         )
+        # Resolved once: label lookups cost on the hot path.
+        self.live_deliveries = self.deliveries.labels("live")
+        self.store_deliveries = self.deliveries.labels("store")
         self.delivery_latency = Histogram(
             "notifier_delivery_latency_seconds",
             "Time from a notification's commit to its frame being written to a live socket.",

@@ -72,6 +72,20 @@ class WsTicketOut(BaseModel):
     expires_in: int = Field(description="Seconds the ticket stays valid.")
 
 
+class SessionInfo(BaseModel):
+    authenticated: bool
+    username: str | None = None
+    is_admin: bool = False
+    expires_in: int | None = Field(
+        default=None, description="Seconds until the session's token expires."
+    )
+    reason: str | None = Field(
+        default=None,
+        description='Why there is no session: "no token", "token expired", "invalid token", '
+        '"unknown user" (the same reasons a socket is closed with).',
+    )
+
+
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
     workers: int = Field(default=1, ge=1)
+
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
 
     ws_ping_interval: float = Field(default=20.0, gt=0)
     ws_ping_timeout: float = Field(default=20.0, gt=0)
@@ -99,6 +103,12 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown password schemes: {', '.join(unknown)}")
         return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `NOTIFIER_METRICS_TOKEN=` in an env file means "no token", not "the empty token".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _signing_key_for_algorithm(self) -> "Settings":

@@ -11,7 +11,7 @@ import pytest
 from conftest import TEST_SECRET, free_port
 from jose import jwt
 
-# The console script of the venv running the tests (this checkout's code).
+# The console script installed next to the interpreter running the tests (.venv/bin).
 NOTIFIER = str(Path(sys.executable).parent / "notifier")
 PASSWORD = "bobs-password-123"
 

@@ -130,12 +130,23 @@ async def test_overflow_catches_up_from_the_store_without_loss_or_disconnect():
 
 
 async def test_a_socket_stuck_past_the_timeout_is_closed_with_1013():
-    socket = FakeSocket(block=True)
-    connection = make_connection(socket, stuck_timeout=0.1)
+    socket, store = FakeSocket(block=True), FakeStore()
+    connection = make_connection(socket, store, queue_size=2, stuck_timeout=0.1)
     woken = asyncio.Event()
     connection.on_closed = woken.set
     connection.start(0, catch_up=False)
-    connection.offer(1, 0, "live-1", 0.0)
+
+    def offer(notification_id: int) -> None:
+        store.ids.append(notification_id)
+        connection.offer(notification_id, notification_id - 1, f"live-{notification_id}", 0.0)
+
+    for notification_id in range(1, 4):  # overflows, but no write has waited long yet
+        offer(notification_id)
+    await settle()
+    assert not connection.closing
+    await asyncio.sleep(0.15)
+    for notification_id in range(4, 7):  # overflows again, a write now stuck too long
+        offer(notification_id)
     await asyncio.wait_for(woken.wait(), 2)
     assert connection.closing
     assert socket.sent == []

@@ -19,6 +19,15 @@ from conftest import TEST_SECRET
 TIMEOUT = 30
 
 
+@pytest.fixture
+async def cluster(server_factory, api_for):
+    """Two `notifier serve` processes on one PostgreSQL database and one Redis."""
+    first = server_factory(backend_name="postgres")
+    second = server_factory(like=first)
+    async with api_for(first) as one, api_for(second) as two, AsyncExitStack() as stack:
+        yield one, two, stack
+
+
 async def post(api, path: str, body: dict, key: str | None = None):
     headers = await api.admin_headers()
     if key is not None:
@@ -26,108 +35,102 @@ async def post(api, path: str, body: dict, key: str | None = None):
     return await api.client.post(path, json=body, headers=headers)
 
 
-async def test_two_processes_deliver_to_every_socket_once_in_id_order(server_factory, api_for):
-    first = server_factory(backend_name="postgres")
-    second = server_factory(like=first)
-    async with api_for(first) as one, api_for(second) as two, AsyncExitStack() as stack:
-        username, token = await one.user_with_token()
-        other, other_token = await two.user_with_token()
-        sockets = [
-            Collector(await connect(one, token, stack, since=0)),
-            Collector(await connect(two, token, stack, since=0)),
-            Collector(await connect(two, token, stack, since=0)),
-        ]
-        bystander = Collector(await connect(one, other_token, stack, since=0))
+async def test_two_processes_deliver_to_every_socket_once_in_id_order(cluster):
+    one, two, stack = cluster
+    username, token = await one.user_with_token()
+    other, other_token = await two.user_with_token()
+    sockets = [
+        Collector(await connect(one, token, stack, since=0)),
+        Collector(await connect(two, token, stack, since=0)),
+        Collector(await connect(two, token, stack, since=0)),
+    ]
+    bystander = Collector(await connect(one, other_token, stack, since=0))
 
-        # Concurrent POSTs, alternating between the processes.
-        responses = await asyncio.gather(
-            *(
-                post((one, two)[i % 2], f"/users/{username}/notifications", {"title": f"n{i}"})
-                for i in range(40)
-            )
+    # Concurrent POSTs, alternating between the processes.
+    responses = await asyncio.gather(
+        *(
+            post((one, two)[i % 2], f"/users/{username}/notifications", {"title": f"n{i}"})
+            for i in range(40)
         )
-        assert all(r.status_code == 201 for r in responses), [r.text for r in responses]
-        expected = sorted(r.json()["id"] for r in responses)
-        broadcast = await post(two, "/notifications/broadcast", {"title": "everyone"})
-        assert broadcast.status_code == 201
+    )
+    assert all(r.status_code == 201 for r in responses), [r.text for r in responses]
+    expected = sorted(r.json()["id"] for r in responses)
+    broadcast = await post(two, "/notifications/broadcast", {"title": "everyone"})
+    assert broadcast.status_code == 201
 
-        for collector in sockets:
-            ids = await collector.wait_for(len(expected) + 1, TIMEOUT)
-            assert ids[:-1] == expected, "every notification once, in id order"
-            assert collector.notifications[-1]["title"] == "everyone"
-        await bystander.wait_for(1, TIMEOUT)
-        assert [n["title"] for n in bystander.notifications] == ["everyone"]
-        assert {n["username"] for n in bystander.notifications} == {other}
-        await asyncio.sleep(0.5)  # nothing more arrives afterwards
-        assert [len(c.ids) for c in sockets] == [len(expected) + 1] * 3
-        for collector in [*sockets, bystander]:
-            await collector.stop()
-
-
-async def test_concurrent_sends_through_two_processes_replay_gap_free(server_factory, api_for):
-    first = server_factory(backend_name="postgres")
-    second = server_factory(like=first)
-    async with api_for(first) as one, api_for(second) as two, AsyncExitStack() as stack:
-        username, token = await one.user_with_token()
-        live = Collector(await connect(two, token, stack, since=0))
-        limit = asyncio.Semaphore(24)
-
-        async def send(i: int) -> int:
-            async with limit:
-                api = (one, two)[i % 2]
-                response = await post(api, f"/users/{username}/notifications", {"title": f"c{i}"})
-                assert response.status_code == 201, response.text
-                return response.json()["id"]
-
-        ids = sorted(await asyncio.gather(*(send(i) for i in range(200))))
-        assert len(set(ids)) == 200
-        assert await live.wait_for(200, TIMEOUT) == ids
-
-        # A client that saw up to the middle id resumes with exactly the rest, in order.
-        middle = ids[99]
-        for api in (one, two):
-            resumed = Collector(await connect(api, token, stack, since=middle))
-            assert await resumed.wait_for(100, TIMEOUT) == ids[100:]
-            await resumed.stop()
-        await live.stop()
+    for collector in sockets:
+        ids = await collector.wait_for(len(expected) + 1, TIMEOUT)
+        assert ids[:-1] == expected, "every notification once, in id order"
+        assert collector.notifications[-1]["title"] == "everyone"
+    await bystander.wait_for(1, TIMEOUT)
+    assert [n["title"] for n in bystander.notifications] == ["everyone"]
+    assert {n["username"] for n in bystander.notifications} == {other}
+    await asyncio.sleep(0.5)  # nothing more arrives afterwards
+    assert [len(c.ids) for c in sockets] == [len(expected) + 1] * 3
+    for collector in [*sockets, bystander]:
+        await collector.stop()
 
 
-async def test_idempotent_retries_across_processes_store_and_deliver_once(server_factory, api_for):
-    first = server_factory(backend_name="postgres")
-    second = server_factory(like=first)
-    async with api_for(first) as one, api_for(second) as two, AsyncExitStack() as stack:
-        username, token = await one.user_with_token()
-        socket = Collector(await connect(one, token, stack, since=0))
-        path = f"/users/{username}/notifications"
-        key = uuid.uuid4().hex
+async def test_concurrent_sends_through_two_processes_replay_gap_free(cluster):
+    one, two, stack = cluster
+    username, token = await one.user_with_token()
+    live = Collector(await connect(two, token, stack, since=0))
+    limit = asyncio.Semaphore(24)
 
-        # The same keyed POST, at once to both processes, then again one after the other.
-        concurrent = await asyncio.gather(
-            post(one, path, {"title": "once"}, key), post(two, path, {"title": "once"}, key)
-        )
-        later = [
-            await post(two, path, {"title": "once"}, key),
-            await post(one, path, {"title": "once"}, key),
-        ]
-        responses = [*concurrent, *later]
-        assert [r.status_code for r in responses] == [201] * 4
-        assert len({r.content for r in responses}) == 1, "every retry gets the first body"
-        replayed = [r.headers.get("Idempotent-Replayed") for r in responses]
-        assert replayed.count("true") == 3 and replayed.count(None) == 1
+    async def send(i: int) -> int:
+        async with limit:
+            api = (one, two)[i % 2]
+            response = await post(api, f"/users/{username}/notifications", {"title": f"c{i}"})
+            assert response.status_code == 201, response.text
+            return response.json()["id"]
 
-        multi_key = uuid.uuid4().hex
-        multi = [
-            await post(api, "/notifications", {"usernames": [username], "title": "m"}, multi_key)
-            for api in (two, one)
-        ]
-        assert multi[0].content == multi[1].content and multi[1].status_code == 201
+    ids = sorted(await asyncio.gather(*(send(i) for i in range(200))))
+    assert len(set(ids)) == 200
+    assert await live.wait_for(200, TIMEOUT) == ids
 
-        marker = await post(two, path, {"title": "marker"})
-        await socket.wait_for(3, TIMEOUT)
-        await asyncio.sleep(0.5)
-        assert [n["title"] for n in socket.notifications] == ["once", "m", "marker"]
-        assert socket.ids[-1] == marker.json()["id"]
-        await socket.stop()
+    # A client that saw up to the middle id resumes with exactly the rest, in order.
+    middle = ids[99]
+    for api in (one, two):
+        resumed = Collector(await connect(api, token, stack, since=middle))
+        assert await resumed.wait_for(100, TIMEOUT) == ids[100:]
+        await resumed.stop()
+    await live.stop()
+
+
+async def test_idempotent_retries_across_processes_store_and_deliver_once(cluster):
+    one, two, stack = cluster
+    username, token = await one.user_with_token()
+    socket = Collector(await connect(one, token, stack, since=0))
+    path = f"/users/{username}/notifications"
+    key = uuid.uuid4().hex
+
+    # The same keyed POST, at once to both processes, then again one after the other.
+    concurrent = await asyncio.gather(
+        post(one, path, {"title": "once"}, key), post(two, path, {"title": "once"}, key)
+    )
+    later = [
+        await post(two, path, {"title": "once"}, key),
+        await post(one, path, {"title": "once"}, key),
+    ]
+    responses = [*concurrent, *later]
+    assert [r.status_code for r in responses] == [201] * 4
+    assert len({r.content for r in responses}) == 1, "every retry gets the first body"
+    replayed = [r.headers.get("Idempotent-Replayed") for r in responses]
+    assert replayed.count("true") == 3 and replayed.count(None) == 1
+
+    multi_key = uuid.uuid4().hex
+    multi = [
+        await post(api, "/notifications", {"usernames": [username], "title": "m"}, multi_key)
+        for api in (two, one)
+    ]
+    assert multi[0].content == multi[1].content and multi[1].status_code == 201
+
+    marker = await post(two, path, {"title": "marker"})
+    await socket.wait_for(3, TIMEOUT)
+    await asyncio.sleep(0.5)
+    assert [n["title"] for n in socket.notifications] == ["once", "m", "marker"]
+    assert socket.ids[-1] == marker.json()["id"]
+    await socket.stop()
 
 
 async def test_workers_flag_runs_several_workers_behind_one_port(server_factory, api_for):

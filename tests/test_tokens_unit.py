@@ -106,15 +106,16 @@ def _payload_without(*keys: str, **overrides: object) -> dict:
 @pytest.mark.parametrize(
     "payload",
     [
-        pytest.param(_payload_without("exp"), id="missing-exp"),
-        pytest.param(_payload_without("sub"), id="missing-sub"),
-        pytest.param(_payload_without("iat"), id="missing-iat"),
-        pytest.param(_payload_without(sub=""), id="empty-sub"),
-        pytest.param(_payload_without(exp="tomorrow"), id="non-numeric-exp"),
+        # Built when the test runs, not at collection: a long suite outlives a token's exp.
+        pytest.param(lambda: _payload_without("exp"), id="missing-exp"),
+        pytest.param(lambda: _payload_without("sub"), id="missing-sub"),
+        pytest.param(lambda: _payload_without("iat"), id="missing-iat"),
+        pytest.param(lambda: _payload_without(sub=""), id="empty-sub"),
+        pytest.param(lambda: _payload_without(exp="tomorrow"), id="non-numeric-exp"),
     ],
 )
-def test_bad_claims(codec: TokenCodec, payload: dict) -> None:
-    token = jwt.encode(payload, TEST_SECRET, algorithm="HS256")
+def test_bad_claims(codec: TokenCodec, payload) -> None:
+    token = jwt.encode(payload(), TEST_SECRET, algorithm="HS256")
     assert _reason(codec, token) == "invalid token"
 
 

@@ -1,6 +1,7 @@
 """Logging in and out: bearer tokens for apps and curl, a cookie session for browsers,
 refresh-token rotation, revocation, socket tickets and the public key set."""
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response, status
@@ -19,8 +20,9 @@ from notifier.auth.deps import (
 )
 from notifier.auth.sessions import InvalidGrant, TokenPair
 from notifier.auth.throttle import LoginThrottled
+from notifier.auth.tokens import TokenError
 from notifier.runtime import Runtime
-from notifier.schemas import OAuthError, Token, TokenForm, WsTicketOut
+from notifier.schemas import OAuthError, SessionInfo, Token, TokenForm, WsTicketOut
 
 router = APIRouter(tags=["auth"])
 
@@ -203,3 +205,28 @@ async def json_web_key_set(runtime: RuntimeDep) -> dict[str, list[dict[str, str]
     """A JWK Set (RFC 7517) of every key tokens may currently be signed with, by `kid`.
     Empty with HS256, whose key is secret."""
     return runtime.accounts.tokens.keys.public_jwks()
+
+
+@router.get("/session", response_model=SessionInfo, summary="Who the session speaks for")
+async def read_session(
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    bearer: Annotated[str | None, Depends(bearer_scheme)],
+) -> SessionInfo:
+    """Always 200, so a page can ask whether it is logged in without a failed request;
+    `reason` says why not, in the words a socket's 1008 close would use."""
+    response.headers["Cache-Control"] = "no-store"
+    token = request_token(request, bearer)
+    if not token:
+        return SessionInfo(authenticated=False, reason="no token")
+    try:
+        user, claims = await runtime.accounts.resolve(token)
+    except TokenError as exc:
+        return SessionInfo(authenticated=False, reason=exc.reason)
+    return SessionInfo(
+        authenticated=True,
+        username=user.username,
+        is_admin=user.is_admin,
+        expires_in=max(0, claims.expires_at - int(time.time())),
+    )

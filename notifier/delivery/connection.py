@@ -2,6 +2,8 @@
 
 Each socket gets its own writer task so that a client that stops reading only ever
 blocks its own writes; `offer()` never awaits, so delivery to other sockets goes on.
+The writer only exists while there is something to write: an idle socket (most of them,
+most of the time) costs no task.
 
 The writer keeps a cursor, the id of the last notification written, and is always in
 one of two modes. Live: it writes queued frames that continue the user's stream
@@ -17,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 
 from notifier.delivery.closes import INTERNAL_ERROR, QUEUE_OVERFLOW, Close
@@ -37,10 +38,6 @@ logger = logging.getLogger(__name__)
 
 class SocketGone(Exception):
     """Raised by a `SendText` when the peer has already disconnected."""
-
-
-class SocketStuck(Exception):
-    """A write did not complete within the stuck timeout: the client stopped reading."""
 
 
 class Connection:
@@ -63,14 +60,18 @@ class Connection:
         self._send_text = send_text
         self._close_socket = close_socket
         self._replay = replay
-        self._queue: deque[tuple[int, int, str, float]] = deque()
+        # A list, not a deque: an empty deque allocates a 64-slot block, and most sockets
+        # have nothing queued most of the time. Queues are short (NOTIFIER_WS_QUEUE_SIZE).
+        self._queue: list[tuple[int, int, str, float]] = []
         self._queue_size = queue_size
         self._close_timeout = close_timeout
         self._stuck_timeout = stuck_timeout
         self._metrics = metrics
         self._catching_up = False
-        self._ready = asyncio.Event()
+        self._started = False
+        self._stopped = False
         self._writer: asyncio.Task[None] | None = None
+        self._sending_since: float | None = None
         self._closing: asyncio.Task[None] | None = None
         self.on_closed: Callable[[], None] | None = None
         """Called once the close frame is sent or abandoned, to wake the socket's reader."""
@@ -92,19 +93,29 @@ class Connection:
     def resync(self) -> None:
         """Live frames may have been lost (broker outage): catch up from the store."""
         self._catching_up = True
-        self._ready.set()
+        self._wake()
 
     def _enqueue(self, entry: tuple[int, int, str, float]) -> None:
         if self._closing is not None:
             return
         if len(self._queue) >= self._queue_size:
+            if self._stuck():
+                self.close_soon(QUEUE_OVERFLOW)
+                return
             # Dropping the backlog keeps memory bounded; the store still has every
             # notification, and the cursor says where this socket stopped.
             self._queue.clear()
             self._catching_up = True
             self._metrics.queue_overflows.inc()
         self._queue.append(entry)
-        self._ready.set()
+        self._wake()
+
+    def _stuck(self) -> bool:
+        """A write has waited on this client for longer than the stuck timeout."""
+        started = self._sending_since
+        return started is not None and (
+            asyncio.get_running_loop().time() - started > self._stuck_timeout
+        )
 
     # Writing
 
@@ -112,42 +123,49 @@ class Connection:
         """Write from `cursor` on: first from the store if `catch_up`, then live."""
         self.cursor = cursor
         self._catching_up = catch_up
+        self._started = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._writer is not None or not self._started or self._stopped:
+            return
+        if self._closing is not None or not (self._queue or self._catching_up):
+            return
         self._writer = asyncio.create_task(self._write())
         self._writer.add_done_callback(self._writer_done)
 
     def _writer_done(self, task: asyncio.Task[None]) -> None:
+        if self._writer is task:
+            self._writer = None
         # A writer only ends on its own when a send or the store failed; a socket that
         # silently stopped receiving would be worse than a closed one.
         if task.cancelled() or isinstance(task.exception(), SocketGone | None):
             return
         exc = task.exception()
-        if isinstance(exc, SocketStuck):
-            logger.info("closing a socket of %s: stuck for %ss", self.username, self._stuck_timeout)
-            self.close_soon(QUEUE_OVERFLOW)
-            return
         logger.warning("writer for %s failed: %r", self.username, exc)
         self.close_soon(INTERNAL_ERROR)
 
     async def _write(self) -> None:
+        """Write until there is nothing left; a later frame starts a new writer."""
         while True:
             if self._catching_up:
                 await self._catch_up()
                 continue
-            await self._ready.wait()
-            self._ready.clear()
-            while self._queue and not self._catching_up:
-                notification_id, previous_id, frame, committed_at = self._queue.popleft()
-                if notification_id == EVENT:
-                    await self._send(frame)
-                elif notification_id <= self.cursor:
-                    continue
-                elif previous_id > self.cursor:
-                    self._catching_up = True
-                else:
-                    await self._send(frame)
-                    self.cursor = notification_id
-                    self._metrics.deliveries.labels("live").inc()
-                    self._metrics.delivery_latency.observe(max(0.0, time.time() - committed_at))
+            if not self._queue:
+                self._writer = None  # before returning: an offer from here on starts another
+                return
+            notification_id, previous_id, frame, committed_at = self._queue.pop(0)
+            if notification_id == EVENT:
+                await self._send(frame)
+            elif notification_id <= self.cursor:
+                continue
+            elif previous_id > self.cursor:
+                self._catching_up = True
+            else:
+                await self._send(frame)
+                self.cursor = notification_id
+                self._metrics.live_deliveries.inc()
+                self._metrics.delivery_latency.observe(max(0.0, time.time() - committed_at))
 
     async def _catch_up(self) -> None:
         while True:
@@ -157,17 +175,14 @@ class Connection:
             for notification_id, frame in frames:
                 await self._send(frame)
                 self.cursor = notification_id
-            self._metrics.deliveries.labels("store").inc(len(frames))
+            self._metrics.store_deliveries.inc(len(frames))
             if last_page and not self._catching_up:
                 return
 
     async def _send(self, frame: str) -> None:
-        # A client that reads nothing for this long will not catch up: close it (1013).
-        try:
-            async with asyncio.timeout(self._stuck_timeout):
-                await self._send_text(frame)
-        except TimeoutError as exc:
-            raise SocketStuck from exc
+        self._sending_since = asyncio.get_running_loop().time()
+        await self._send_text(frame)
+        self._sending_since = None
 
     # Closing
 
@@ -195,6 +210,7 @@ class Connection:
             self.on_closed()
 
     async def stop_writer(self) -> None:
+        self._stopped = True
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

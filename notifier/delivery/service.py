@@ -9,6 +9,7 @@ stored at once.
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Collection
@@ -28,6 +29,7 @@ from notifier.delivery.frames import (
     stored_frame,
 )
 from notifier.delivery.hub import Hub
+from notifier.logs import log_event
 from notifier.metrics import Metrics
 from notifier.schemas import NotificationOut
 
@@ -38,6 +40,20 @@ PendingSend = tuple[SendRequest, "asyncio.Future[SendResult]"]
 def _recipient(entry: StreamEntry) -> Recipient:
     notification = entry.notification
     return Recipient(notification.username, notification.id, entry.previous_id, entry.unread_count)
+
+
+def _log_sent(result: SendResult, sender_id: int, broadcast: bool) -> None:
+    # One recipient: name it and the id; many: only how many (a broadcast can be huge).
+    one = result.entries[0].notification if len(result.entries) == 1 else None
+    log_event(
+        "notification.sent",
+        sender_id=sender_id,
+        recipients=len(result.entries),
+        broadcast=broadcast,
+        user=one.username if one else None,
+        id=one.id if one else None,
+        idempotent_replay=result.replayed,
+    )
 
 
 def _addressed(entries: list[StreamEntry], everyone: bool) -> list[Addressed]:
@@ -90,7 +106,9 @@ class NotificationService:
         """
         future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self._pending.put_nowait((request, future))
-        return await future
+        result = await future
+        _log_sent(result, request.sender_id, broadcast=request.usernames is None)
+        return result
 
     async def _send_batches(self) -> None:
         while True:
@@ -186,11 +204,10 @@ class NotificationService:
 
     def replay(self, user_id: int) -> ReplayPage:
         """Pages of one user's stored frames after an id, oldest first."""
+        return functools.partial(self._replay_page, user_id)
+
+    async def _replay_page(self, user_id: int, after_id: int) -> tuple[list[tuple[int, str]], bool]:
         page_size = self._replay_page_size
-
-        async def page(after_id: int) -> tuple[list[tuple[int, str]], bool]:
-            notifications, unread_count = await self._store.since(user_id, after_id, page_size)
-            frames = [(n.id, stored_frame(n, unread_count)) for n in notifications]
-            return frames, len(notifications) < page_size
-
-        return page
+        notifications, unread_count = await self._store.since(user_id, after_id, page_size)
+        frames = [(n.id, stored_frame(n, unread_count)) for n in notifications]
+        return frames, len(notifications) < page_size
