@@ -171,7 +171,7 @@ async def test_thousands_of_failed_logins(hapi, bystander) -> None:
     statuses = await asyncio.gather(*(attempt(i) for i in range(2000)))
     assert set(statuses) <= {401, 429}, set(statuses)
     # Nearly all were refused before any password hashing.
-    assert statuses.count(429) > 1900
+    assert statuses.count(429) > 1800
     await bystander_still_served(hapi, bystander[1], bystander[0])
     # The victim, from their own address, is throttled only on their own name...
     victim_login = await hapi.client.post(

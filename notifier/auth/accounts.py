@@ -89,12 +89,12 @@ class Accounts:
 
         Raises `LoginThrottled`, `InvalidCredentials` or `AccountDisabled`.
         """
-        attempt = await self.throttle.begin(username, address)
-        found = await self._check_password(username, password)
-        if found is None:
-            await self.throttle.failed(attempt)
-            raise InvalidCredentials
-        await self.throttle.succeeded(attempt)
+        async with self.throttle.attempt(username, address) as attempt:
+            found = await self._check_password(username, password)
+            if found is None:
+                await self.throttle.failed(attempt)
+                raise InvalidCredentials
+            await self.throttle.succeeded(attempt)
         if found.disabled:
             raise AccountDisabled
         return await self.sessions.open(found.user)
@@ -129,11 +129,11 @@ class Accounts:
         a failed login) or `PasswordTooShort`.
         """
         self.check_password_policy(new)
-        attempt = await self.throttle.begin(user.username, address)
-        if await self.authenticate(user.username, current) is None:
-            await self.throttle.failed(attempt)
-            raise InvalidCredentials
-        await self.throttle.succeeded(attempt)
+        async with self.throttle.attempt(user.username, address) as attempt:
+            if await self.authenticate(user.username, current) is None:
+                await self.throttle.failed(attempt)
+                raise InvalidCredentials
+            await self.throttle.succeeded(attempt)
         new_hash = await self._passwords.hash(new)
         await self._auth_store.change_password(user.id, new_hash, int(time.time()))
         await self.sessions.close_user_sockets(user.username, closes.TOKEN_REVOKED)

@@ -375,22 +375,6 @@ class AuthStore:
             )
         return None if until is None else int(until)
 
-    async def extend_lock(self, key: str, until: int) -> None:
-        async with self._write() as session:
-            await session.execute(
-                update(LoginThrottle)
-                .where(LoginThrottle.key == key, LoginThrottle.locked_until < until)
-                .values(locked_until=until)
-            )
-
-    async def uncount_attempt(self, key: str) -> None:
-        async with self._write() as session:
-            await session.execute(
-                update(LoginThrottle)
-                .where(LoginThrottle.key == key, LoginThrottle.failures > 0)
-                .values(failures=LoginThrottle.failures - 1)
-            )
-
     async def clear_failures(self, key: str) -> None:
         async with self._write() as session:
             await session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
