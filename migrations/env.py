@@ -7,6 +7,7 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+import notifier.db.auth_models  # noqa: F401  (registers its tables on Base.metadata)
 from notifier.db.engine import WRITE, create_engine
 from notifier.db.models import Base
 

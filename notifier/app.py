@@ -4,10 +4,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, status
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from notifier import __version__
 from notifier.api import auth, health, inbox, metrics, notifications, pages, users, ws
+from notifier.api.auth import OAuthErrorResponse, oauth_error_response
 from notifier.db.sending import IdempotencyKeyReusedError, UnknownUsersError
 from notifier.db.store import UsernameTakenError
 from notifier.gc_tuning import tune_for_many_sockets
@@ -17,11 +19,13 @@ from notifier.settings import Settings
 from notifier.shutdown import close_first_on_exit_signals
 
 DESCRIPTION = """
-Authenticated live notifications. Log in at `POST /token`, open a WebSocket at
-`/ws?token=...` (or with the `access_token` cookie, or `Authorization: Bearer`), and
+Authenticated live notifications. Log in at `POST /token` (renew with its
+`refresh_token`), open a WebSocket at `/ws?ticket=...` (a ticket from `POST /ws-ticket`),
+`/ws?token=...`, with the `access_token` cookie, or with `Authorization: Bearer`, and
 receive `{"type": "notification", "notification": {...}}` text frames. Add
-`since=<last id>` to replay what was stored while you were away. A rejected socket is
-closed with code 1008 and a reason; see the README's client protocol for every code.
+`since=<last id>` to replay what was stored while you were away. A socket renews its
+token in place with `{"type": "auth", "token": ...}`. A closed socket gets a code and a
+reason from a fixed list; see the README's client protocol and SECURITY.md.
 """
 
 
@@ -43,6 +47,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Notifier", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_size)
+    if settings.cors_origins:
+        # Off unless configured: the API is for apps and same-origin pages first.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            max_age=600,
+        )
     # Middleware added later wraps what was added before: sockets pass the event log,
     # then go straight to `/ws`, skipping the HTTP layers.
     app.add_middleware(ws.SocketRouteMiddleware)
@@ -60,6 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"detail": "unknown users", "usernames": exc.usernames},
             status_code=status.HTTP_404_NOT_FOUND,
         )
+
+    @app.exception_handler(OAuthErrorResponse)
+    async def _oauth_error(_request: Request, exc: OAuthErrorResponse) -> JSONResponse:
+        return oauth_error_response(exc)
 
     @app.exception_handler(IdempotencyKeyReusedError)
     async def _key_reused(_request: Request, _exc: IdempotencyKeyReusedError) -> JSONResponse:

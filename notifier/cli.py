@@ -25,13 +25,30 @@ def _settings() -> Settings:
     try:
         return Settings()  # type: ignore[call-arg]
     except ValidationError as exc:
-        missing = [".".join(map(str, e["loc"])) for e in exc.errors()]
+        fields = [".".join(map(str, e["loc"])) for e in exc.errors() if e["loc"]]
+        problems = [e["msg"].removeprefix("Value error, ") for e in exc.errors() if not e["loc"]]
+        if fields:
+            problems.insert(
+                0,
+                "Invalid or missing settings: "
+                + ", ".join(f"NOTIFIER_{name.upper()}" for name in fields),
+            )
         typer.echo(
-            "Invalid or missing settings: "
-            + ", ".join(f"NOTIFIER_{name.upper()}" for name in missing)
+            "\n".join(problems)
             + "\nSet them in the environment or in .env (run `notifier init-env` to create one).",
             err=True,
         )
+        raise typer.Exit(2) from exc
+
+
+def _check_keys(settings: Settings) -> None:
+    from notifier.auth.keys import KeyConfigError
+    from notifier.auth.setup import key_set
+
+    try:
+        key_set(settings)
+    except KeyConfigError as exc:
+        typer.echo(f"Token signing keys: {exc}", err=True)
         raise typer.Exit(2) from exc
 
 
@@ -48,12 +65,18 @@ async def _accounts(settings: Settings) -> AsyncIterator["Accounts"]:
 
 
 async def _ensure_admin(settings: Settings) -> None:
+    from notifier.auth.accounts import PasswordTooShort
+
     if not settings.admin_username or settings.admin_password is None:
         return
-    async with _accounts(settings) as accounts:
-        created = await accounts.ensure_user(
-            settings.admin_username, settings.admin_password.get_secret_value(), is_admin=True
-        )
+    try:
+        async with _accounts(settings) as accounts:
+            created = await accounts.ensure_user(
+                settings.admin_username, settings.admin_password.get_secret_value(), is_admin=True
+            )
+    except PasswordTooShort as exc:
+        typer.echo(f"NOTIFIER_ADMIN_PASSWORD: {exc}", err=True)
+        raise typer.Exit(2) from exc
     if created:
         typer.echo(f"Created admin user {settings.admin_username!r}.", err=True)
 
@@ -75,6 +98,7 @@ def serve(
     from notifier.server import serve as run_server
 
     settings = _settings()
+    _check_keys(settings)
     workers = workers or settings.workers
     if workers > 1 and settings.uses_memory_broker:
         typer.echo(
@@ -110,6 +134,7 @@ def create_user(
     from notifier.migrate import upgrade
     from notifier.schemas import UserCreate
 
+    settings = _settings()
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -120,8 +145,14 @@ def create_user(
         for error in exc.errors():
             typer.echo(f"{error['loc'][0]}: {error['msg']}", err=True)
         raise typer.Exit(2) from exc
+    if len(body.password) < settings.password_min_length:
+        typer.echo(
+            f"password: must be at least {settings.password_min_length} characters"
+            " (NOTIFIER_PASSWORD_MIN_LENGTH)",
+            err=True,
+        )
+        raise typer.Exit(2)
 
-    settings = _settings()
     upgrade(settings.database_url)
 
     async def create() -> None:

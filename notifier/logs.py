@@ -24,7 +24,7 @@ LogFormat = Literal["text", "json"]
 events = logging.getLogger("notifier.events")
 
 # uvicorn logs each request's path with its query string, and `/ws?token=` carries a
-# live access token.
+# live access token (`?ticket=` a short-lived, single-use one).
 _CREDENTIAL_IN_QUERY = re.compile(r"([?&](?:token|access_token|ticket)=)[^&\s\"']+")
 _BARE_WORD = re.compile(r"^[\w.:/@+-]+$")
 

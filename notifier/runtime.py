@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 
 from notifier.auth.accounts import Accounts
-from notifier.auth.passwords import PasswordHasher
-from notifier.auth.tokens import TokenCodec
+from notifier.auth.sessions import CloseSockets
+from notifier.auth.setup import build_accounts as build_auth
 from notifier.db.store import Store
 from notifier.delivery import closes
 from notifier.delivery.broker import Broker, MemoryBroker
@@ -15,11 +15,11 @@ from notifier.metrics import Metrics
 from notifier.settings import Settings
 
 
-def build_accounts(settings: Settings, store: Store) -> Accounts:
-    tokens = TokenCodec(
-        settings.secret_key.get_secret_value(), settings.jwt_algorithm, settings.access_token_ttl
-    )
-    return Accounts(store, PasswordHasher(), tokens)
+def build_accounts(
+    settings: Settings, store: Store, close_sockets: CloseSockets | None = None
+) -> Accounts:
+    """Accounts alone (the CLI's), or wired to close revoked sockets on every worker."""
+    return build_auth(settings, store, close_sockets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +42,15 @@ class Runtime:
             broker = MemoryBroker(hub)
         else:
             broker = RedisBroker(settings.broker_url, settings.broker_channel_prefix, hub, metrics)
+        notifications = NotificationService(store, hub, broker, metrics)
         return cls(
             settings=settings,
             metrics=metrics,
             store=store,
-            accounts=build_accounts(settings, store),
+            accounts=build_accounts(settings, store, notifications.close_sockets),
             hub=hub,
             broker=broker,
-            notifications=NotificationService(store, hub, broker, metrics),
+            notifications=notifications,
         )
 
     async def start(self) -> None:

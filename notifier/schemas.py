@@ -8,8 +8,11 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
+MAX_ID = 2**63 - 1
+"""Ids are 64-bit database integers; a larger one names nothing."""
 MAX_DATA_BYTES = 16 * 1024
-MAX_RECIPIENTS = 1000
+MAX_RECIPIENTS = 100_000
+"""The ceiling; NOTIFIER_MAX_RECIPIENTS (default 1000) is the limit a server enforces."""
 
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
 
@@ -23,7 +26,11 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 def _check_data_size(value: dict[str, Any]) -> dict[str, Any]:
-    size = len(orjson.dumps(value))
+    try:
+        size = len(orjson.dumps(value))
+    except orjson.JSONEncodeError as exc:
+        # Integers beyond 64 bits: no client of a JSON API can be trusted to read them back.
+        raise ValueError(f"data cannot be stored: {exc}") from exc
     if size > MAX_DATA_BYTES:
         raise ValueError(f"data is {size} bytes as JSON; the limit is {MAX_DATA_BYTES}")
     return value
@@ -32,10 +39,37 @@ def _check_data_size(value: dict[str, Any]) -> dict[str, Any]:
 NotificationData = Annotated[dict[str, Any], AfterValidator(_check_data_size)]
 
 
+# The minimum length is a setting (NOTIFIER_PASSWORD_MIN_LENGTH), checked by the service.
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
 class Token(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int = Field(description="Seconds until the access token expires.")
+    refresh_token: str = Field(
+        description="Single-use: exchange it at POST /token with grant_type=refresh_token."
+    )
+
+
+class TokenForm(BaseModel):
+    """The OAuth2 token request (form-encoded): a password grant or a refresh grant."""
+
+    grant_type: str = Field(default="password", description="`password` or `refresh_token`.")
+    username: Annotated[str | None, StringConstraints(max_length=200)] = None
+    password: Annotated[str | None, StringConstraints(max_length=1024)] = None
+    refresh_token: Annotated[str | None, StringConstraints(max_length=8192)] = None
+    scope: str = Field(default="", description="Ignored: a token carries the user's rights.")
+
+
+class OAuthError(BaseModel):
+    detail: str
+    error: str = Field(description="RFC 6749 error code, e.g. `invalid_grant`.")
+
+
+class WsTicketOut(BaseModel):
+    ticket: str = Field(description="Use once, as `/ws?ticket=...`.")
+    expires_in: int = Field(description="Seconds the ticket stays valid.")
 
 
 class SessionInfo(BaseModel):
@@ -56,13 +90,31 @@ class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: Username
-    password: Annotated[str, StringConstraints(min_length=8, max_length=1024)]
+    password: Password
     is_admin: bool = False
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    disabled: bool = Field(description="True: no login, no refresh, every token and socket ends.")
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, StringConstraints(max_length=1024)]
+    new_password: Password
+
+
+class RevokedSessions(BaseModel):
+    revoked_sessions: int = Field(description="Sessions (logins) that were live until now.")
 
 
 class UserOut(BaseModel):
     username: str
     is_admin: bool
+    disabled: bool = False
     created_at: UtcDatetime
 
 
@@ -131,3 +183,9 @@ class BroadcastOut(BaseModel):
 
 class IdempotencyConflictBody(BaseModel):
     detail: str
+
+
+class ValidationErrorBody(BaseModel):
+    """FastAPI's own 422 body: one entry per invalid field."""
+
+    detail: list[dict[str, Any]]

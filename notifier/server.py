@@ -26,4 +26,5 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
         ws_per_message_deflate=settings.ws_per_message_deflate,
         ws_max_size=settings.ws_max_message_size,
         timeout_graceful_shutdown=settings.shutdown_timeout,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )

@@ -15,8 +15,10 @@ from conftest import (
 from jose import jwt
 
 from notifier.auth.accounts import Accounts
+from notifier.auth.keys import KeySet
 from notifier.auth.passwords import PasswordHasher
 from notifier.auth.tokens import TokenCodec
+from notifier.db.auth_store import Credentials
 from notifier.db.store import StoredUser
 
 WRONG_KEY = "wrong-key-that-is-long-enough-for-hs256"
@@ -38,12 +40,14 @@ async def test_token_for_user(api) -> None:
     after = int(time.time())
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"access_token", "token_type", "expires_in"}
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
     assert body["token_type"] == "bearer"
     assert isinstance(body["expires_in"], int) and body["expires_in"] > 0
+    assert body["refresh_token"] and body["refresh_token"] != body["access_token"]
+    assert response.headers["cache-control"] == "no-store"
 
     claims = _decode(body["access_token"])
-    assert {"sub", "exp", "iat", "jti"} <= set(claims)
+    assert {"sub", "exp", "iat", "jti", "sid"} <= set(claims)
     assert claims["sub"] == username
     assert before <= claims["iat"] <= after
     assert claims["exp"] - claims["iat"] == body["expires_in"]
@@ -127,9 +131,9 @@ class _FakeStore:
         self.user = user
         self.lookups: list[str] = []
 
-    async def get_user(self, username: str) -> StoredUser | None:
+    async def credentials(self, username: str, session_id: str | None) -> Credentials | None:
         self.lookups.append(username)
-        return self.user
+        return Credentials(self.user, False, 0, False) if self.user else None
 
 
 class _SpyHasher(PasswordHasher):
@@ -138,9 +142,9 @@ class _SpyHasher(PasswordHasher):
         super().__init__(schemes=("pbkdf2_sha256",))
         self.calls: list[str] = []
 
-    async def verify(self, password: str, password_hash: str) -> bool:
+    async def verify_and_update(self, password: str, password_hash: str):
         self.calls.append("verify")
-        return await super().verify(password, password_hash)
+        return await super().verify_and_update(password, password_hash)
 
     async def dummy_verify(self) -> None:
         self.calls.append("dummy_verify")
@@ -149,7 +153,8 @@ class _SpyHasher(PasswordHasher):
 
 def _accounts(user: StoredUser | None) -> tuple[Accounts, _FakeStore, _SpyHasher]:
     store, hasher = _FakeStore(user), _SpyHasher()
-    accounts = Accounts(store, hasher, TokenCodec(TEST_SECRET, "HS256", 60))  # type: ignore[arg-type]
+    codec = TokenCodec(KeySet.shared_secret(TEST_SECRET), 60)
+    accounts = Accounts(None, store, hasher, codec, None, None, None)  # type: ignore[arg-type]
     return accounts, store, hasher
 
 
@@ -194,7 +199,7 @@ async def test_session_cookie_round_trip(server, api) -> None:
         )
         assert response.status_code == 200, response.text
         body = response.json()
-        assert set(body) == {"access_token", "token_type", "expires_in"}
+        assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
         assert body["token_type"] == "bearer"
         assert _decode(body["access_token"])["sub"] == username
 

@@ -8,6 +8,7 @@ import pytest
 from conftest import TEST_SECRET, make_token, unique_name
 from jose import jwt
 
+from notifier.auth.keys import KeySet
 from notifier.auth.tokens import ADMIN_SCOPE, TokenClaims, TokenCodec, TokenError
 
 TTL = 600
@@ -15,7 +16,7 @@ TTL = 600
 
 @pytest.fixture
 def codec() -> TokenCodec:
-    return TokenCodec(TEST_SECRET, "HS256", TTL)
+    return TokenCodec(KeySet.shared_secret(TEST_SECRET), TTL)
 
 
 def _b64url(data: dict) -> str:
@@ -31,7 +32,7 @@ def _reason(codec: TokenCodec, token: str) -> str:
 
 def test_round_trip_user(codec: TokenCodec) -> None:
     before = int(time.time())
-    issued = codec.issue("alice", is_admin=False)
+    issued = codec.issue("alice", is_admin=False, session_id="s1")
     after = int(time.time())
     assert issued.expires_in == TTL
 
@@ -45,14 +46,18 @@ def test_round_trip_user(codec: TokenCodec) -> None:
 
 
 def test_round_trip_admin_scope_and_unique_ids(codec: TokenCodec) -> None:
-    first = codec.verify(codec.issue("root", is_admin=True).token)
-    second = codec.verify(codec.issue("root", is_admin=True).token)
+    first = codec.verify(codec.issue("root", is_admin=True, session_id="s1").token)
+    second = codec.verify(codec.issue("root", is_admin=True, session_id="s1").token)
     assert first.scopes == frozenset({ADMIN_SCOPE})
     assert first.token_id != second.token_id
 
 
 def test_token_from_other_codec_instance_with_same_key_verifies(codec: TokenCodec) -> None:
-    token = TokenCodec(TEST_SECRET, "HS256", 60).issue("bob", is_admin=False).token
+    token = (
+        TokenCodec(KeySet.shared_secret(TEST_SECRET), 60)
+        .issue("bob", is_admin=False, session_id="s1")
+        .token
+    )
     assert codec.verify(token).subject == "bob"
 
 
@@ -61,7 +66,11 @@ def test_expired(codec: TokenCodec) -> None:
 
 
 def test_expired_issued_by_codec(codec: TokenCodec) -> None:
-    token = TokenCodec(TEST_SECRET, "HS256", -5).issue("alice", is_admin=False).token
+    token = (
+        TokenCodec(KeySet.shared_secret(TEST_SECRET), -5)
+        .issue("alice", is_admin=False, session_id="s1")
+        .token
+    )
     assert _reason(codec, token) == "token expired"
 
 
@@ -119,7 +128,9 @@ def test_garbage(codec: TokenCodec, token: str) -> None:
 
 
 def test_tampered_payload(codec: TokenCodec) -> None:
-    header, _payload, signature = codec.issue("alice", is_admin=False).token.split(".")
+    header, _payload, signature = codec.issue("alice", is_admin=False, session_id="s1").token.split(
+        "."
+    )
     now = int(time.time())
     forged = _b64url({"sub": "alice", "iat": now, "exp": now + 600, "jti": "x", "scope": "admin"})
     assert _reason(codec, f"{header}.{forged}.{signature}") == "invalid token"

@@ -29,7 +29,7 @@ async def test_create_user(api) -> None:
     response = await _create(api, username=username, password=USER_PASSWORD)
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) == {"username", "is_admin", "created_at"}
+    assert set(body) == {"username", "is_admin", "disabled", "created_at"}
     assert body["username"] == username
     assert body["is_admin"] is False
     created_at = datetime.fromisoformat(body["created_at"])
@@ -151,7 +151,7 @@ async def test_created_admin_can_use_admin_routes(api) -> None:
 async def test_me_profile(api) -> None:
     username, token = await api.user_with_token()
     profile = await me(api, token)
-    assert set(profile) == {"username", "is_admin", "created_at", "open_sockets"}
+    assert set(profile) == {"username", "is_admin", "disabled", "created_at", "open_sockets"}
     assert profile["username"] == username
     assert profile["is_admin"] is False
     assert profile["open_sockets"] == 0

@@ -5,6 +5,7 @@ a broken server fails the test quickly instead of hanging it.
 """
 
 import asyncio
+import json
 import re
 import signal
 import socket
@@ -25,6 +26,9 @@ async def test_token_expiry_closes_a_live_socket(api):
     username, token = await api.user_with_token()
     short = make_token(username, expires_in=3)
     async with websockets.connect(f"{api.server.ws_url}?token={short}") as ws:
+        # Its token expires sooner than the warning time: the warning comes at once.
+        warning = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert warning["type"] == "token_expiring" and 0 <= warning["expires_in"] <= 3
         # Live before expiry.
         sent = await api.send(username, "before expiry")
         assert await recv_notification(ws) == sent

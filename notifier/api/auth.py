@@ -1,55 +1,210 @@
-"""Password login: bearer tokens for apps and curl, a cookie session for browsers."""
+"""Logging in and out: bearer tokens for apps and curl, a cookie session for browsers,
+refresh-token rotation, revocation, socket tickets and the public key set."""
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
-from notifier.auth.deps import COOKIE_NAME, RuntimeDep, bearer_scheme
+from notifier.api.errors import THROTTLED, throttled, unauthorized_login
+from notifier.auth.accounts import AccountDisabled, InvalidCredentials
+from notifier.auth.deps import (
+    COOKIE_NAME,
+    CurrentCredentials,
+    RuntimeDep,
+    bearer_scheme,
+    client_address,
+    request_token,
+)
+from notifier.auth.sessions import InvalidGrant, TokenPair
+from notifier.auth.throttle import LoginThrottled
 from notifier.auth.tokens import TokenError
 from notifier.runtime import Runtime
-from notifier.schemas import SessionInfo, Token
+from notifier.schemas import OAuthError, SessionInfo, Token, TokenForm, WsTicketOut
 
 router = APIRouter(tags=["auth"])
 
-LoginForm = Annotated[OAuth2PasswordRequestForm, Depends()]
+# RFC 6749 5.1: responses carrying tokens must not be cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": OAuthError, "description": "Refresh token refused, or unknown grant_type"},
+    401: {"description": "Wrong username or password"},
+    403: {"description": "The account is disabled"},
+    **THROTTLED,
+}
 
 
-async def _login(runtime: Runtime, form: OAuth2PasswordRequestForm) -> Token:
-    user = await runtime.accounts.authenticate(form.username, form.password)
-    if user is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="incorrect username or password",
-            headers={"WWW-Authenticate": "Bearer"},
+class OAuthErrorResponse(Exception):
+    def __init__(self, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.error = error
+        self.detail = detail
+
+
+def oauth_error_response(exc: OAuthErrorResponse) -> JSONResponse:
+    return JSONResponse(
+        {"detail": exc.detail, "error": exc.error}, status_code=400, headers=NO_STORE
+    )
+
+
+def _missing(*fields: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "missing", "loc": ("body", name), "msg": "Field required"} for name in fields]
+    )
+
+
+async def _grant(runtime: Runtime, request: Request, form: TokenForm) -> TokenPair:
+    """Run the grant the form asks for; errors become the RFC 6749 responses."""
+    if form.grant_type == "refresh_token":
+        if not form.refresh_token:
+            raise _missing("refresh_token")
+        try:
+            return await runtime.accounts.sessions.refresh(form.refresh_token)
+        except InvalidGrant as exc:
+            raise OAuthErrorResponse("invalid_grant", exc.reason) from exc
+    if form.grant_type != "password":
+        raise OAuthErrorResponse(
+            "unsupported_grant_type", "grant_type must be password or refresh_token"
         )
-    issued = runtime.accounts.tokens.issue(user.username, user.is_admin)
-    return Token(access_token=issued.token, expires_in=issued.expires_in)
+    missing = [name for name in ("username", "password") if not getattr(form, name)]
+    if missing:
+        raise _missing(*missing)
+    assert form.username is not None and form.password is not None
+    try:
+        return await runtime.accounts.login(form.username, form.password, client_address(request))
+    except LoginThrottled as exc:
+        raise throttled(exc.retry_after) from exc
+    except InvalidCredentials as exc:
+        raise unauthorized_login() from exc
+    except AccountDisabled as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="user disabled") from exc
 
 
-@router.post("/token", response_model=Token, summary="Log in (OAuth2 password grant)")
-async def issue_token(runtime: RuntimeDep, form: LoginForm) -> Token:
-    return await _login(runtime, form)
+def token_body(pair: TokenPair, response: Response) -> Token:
+    response.headers.update(NO_STORE)
+    return Token(
+        access_token=pair.access.token,
+        expires_in=pair.access.expires_in,
+        refresh_token=pair.refresh_token,
+    )
 
 
-@router.post("/session", response_model=Token, summary="Log in with an HttpOnly cookie")
-async def open_session(runtime: RuntimeDep, form: LoginForm, response: Response) -> Token:
-    token = await _login(runtime, form)
+def set_session_cookie(runtime: Runtime, response: Response, token: Token) -> None:
     response.set_cookie(
         COOKIE_NAME,
         token.access_token,
         max_age=token.expires_in,
         httponly=True,
+        secure=runtime.settings.cookie_secure,
         samesite="lax",
         path="/",
     )
+
+
+TokenRequest = Annotated[TokenForm, Form()]
+
+
+@router.post(
+    "/token",
+    response_model=Token,
+    responses=TOKEN_ERRORS,
+    summary="Log in, or exchange a refresh token (OAuth2 token endpoint)",
+)
+async def issue_token(
+    runtime: RuntimeDep, request: Request, form: TokenRequest, response: Response
+) -> Token:
+    """`grant_type=password` (default) with `username` and `password`, or
+    `grant_type=refresh_token` with `refresh_token`. Each refresh token works once."""
+    return token_body(await _grant(runtime, request, form), response)
+
+
+@router.post(
+    "/session",
+    response_model=Token,
+    responses=TOKEN_ERRORS,
+    summary="Log in (or refresh) with an HttpOnly cookie",
+)
+async def open_session(
+    runtime: RuntimeDep, request: Request, form: TokenRequest, response: Response
+) -> Token:
+    """Same grants and body as `POST /token`; also sets the `access_token` cookie."""
+    token = token_body(await _grant(runtime, request, form), response)
+    set_session_cookie(runtime, response, token)
     return token
 
 
 @router.delete("/session", status_code=status.HTTP_204_NO_CONTENT, summary="Log out")
-async def close_session(response: Response) -> None:
-    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax")
+async def close_session(
+    runtime: RuntimeDep,
+    request: Request,
+    response: Response,
+    bearer: Annotated[str | None, Depends(bearer_scheme)],
+) -> None:
+    """Revoke the session of the cookie or bearer token (its refresh tokens and sockets
+    too) and clear the cookie. Answers 204 whatever the credentials."""
+    token = request_token(request, bearer)
+    if token:
+        await runtime.accounts.sessions.revoke(token, "access_token")
+    response.delete_cookie(
+        COOKIE_NAME,
+        path="/",
+        httponly=True,
+        secure=runtime.settings.cookie_secure,
+        samesite="lax",
+    )
+
+
+@router.post(
+    "/token/revoke",
+    status_code=status.HTTP_200_OK,
+    response_class=Response,
+    responses={
+        200: {"description": "Revoked, or not a token this server knows (RFC 7009)"},
+        400: {"model": OAuthError, "description": "No `token` field"},
+    },
+    summary="Revoke a token (RFC 7009)",
+)
+async def revoke_token(
+    runtime: RuntimeDep,
+    token: Annotated[str | None, Form(max_length=8192)] = None,
+    token_type_hint: Annotated[str | None, Form(max_length=64)] = None,
+) -> Response:
+    """Revoke the session an access or refresh token belongs to: every token of that
+    login stops working and its sockets close with 1008 "token revoked"."""
+    if not token:
+        raise OAuthErrorResponse("invalid_request", "the form field `token` is required")
+    await runtime.accounts.sessions.revoke(token, token_type_hint)
+    return Response(status_code=status.HTTP_200_OK, headers=NO_STORE)
+
+
+@router.post(
+    "/ws-ticket",
+    response_model=WsTicketOut,
+    summary="A single-use ticket for /ws?ticket=",
+)
+async def issue_ws_ticket(
+    runtime: RuntimeDep, request: Request, credentials: CurrentCredentials, response: Response
+) -> WsTicketOut:
+    """Valid for `NOTIFIER_WS_TICKET_TTL` seconds (30), once, for the caller, and for the
+    request's Origin when it has one. The socket lasts as long as the caller's token."""
+    user, claims = credentials
+    tickets = runtime.accounts.tickets
+    ticket = await tickets.issue(user, claims, request.headers.get("origin"))
+    response.headers.update(NO_STORE)
+    return WsTicketOut(ticket=ticket, expires_in=tickets.ttl)
+
+
+@router.get(
+    "/.well-known/jwks.json",
+    summary="Public keys that verify access tokens (RS256/ES256 only)",
+)
+async def json_web_key_set(runtime: RuntimeDep) -> dict[str, list[dict[str, str]]]:
+    """A JWK Set (RFC 7517) of every key tokens may currently be signed with, by `kid`.
+    Empty with HS256, whose key is secret."""
+    return runtime.accounts.tokens.keys.public_jwks()
 
 
 @router.get("/session", response_model=SessionInfo, summary="Who the session speaks for")
@@ -62,7 +217,7 @@ async def read_session(
     """Always 200, so a page can ask whether it is logged in without a failed request;
     `reason` says why not, in the words a socket's 1008 close would use."""
     response.headers["Cache-Control"] = "no-store"
-    token = bearer or request.cookies.get(COOKIE_NAME)
+    token = request_token(request, bearer)
     if not token:
         return SessionInfo(authenticated=False, reason="no token")
     try:

@@ -2,10 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from notifier.auth.deps import CurrentUser, RuntimeDep
-from notifier.schemas import Inbox, NotificationOut, ReadAllResult
+from notifier.schemas import MAX_ID, Inbox, NotificationOut, ReadAllResult
 
 router = APIRouter(prefix="/notifications", tags=["inbox"])
 
@@ -15,7 +15,9 @@ async def list_inbox(
     user: CurrentUser,
     runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="Only ids below this one")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only ids below this one")
+    ] = None,
     unread: Annotated[bool, Query(description="Only unread notifications")] = False,
 ) -> Inbox:
     """The caller's notifications, newest first, and how many are unread in all."""
@@ -32,7 +34,7 @@ async def mark_all_read(user: CurrentUser, runtime: RuntimeDep) -> ReadAllResult
 
 @router.post("/{notification_id}/read", response_model=NotificationOut)
 async def mark_read(
-    notification_id: int, user: CurrentUser, runtime: RuntimeDep
+    notification_id: Annotated[int, Path(ge=1, le=MAX_ID)], user: CurrentUser, runtime: RuntimeDep
 ) -> NotificationOut:
     """Mark one of the caller's notifications read. Anyone else's id answers 404.
 

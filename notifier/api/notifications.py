@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request, Response, status
 from pydantic import BaseModel
 
+from notifier.api.errors import too_many_items
 from notifier.auth.deps import AdminUser, RuntimeDep
 from notifier.db.sending import IdempotentRequest, SendRequest, SendResult
 from notifier.schemas import (
@@ -21,6 +22,7 @@ from notifier.schemas import (
     NotificationList,
     NotificationOut,
     UnknownUsersBody,
+    ValidationErrorBody,
 )
 
 router = APIRouter(tags=["sending"])
@@ -28,7 +30,8 @@ router = APIRouter(tags=["sending"])
 RESPONSES: dict[int | str, dict[str, object]] = {
     404: {"model": UnknownUsersBody, "description": "Unknown recipients; nothing was stored"},
     422: {
-        "model": IdempotencyConflictBody,
+        # Either FastAPI's field errors or the reused-key conflict.
+        "model": ValidationErrorBody | IdempotencyConflictBody,
         "description": "Invalid body, or an Idempotency-Key reused for a different request",
     },
 }
@@ -104,6 +107,8 @@ async def send_to_users(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Store one notification per named user, all or nothing, and push each live."""
+    if len(body.usernames) > runtime.settings.max_recipients:
+        raise too_many_items("usernames", runtime.settings.max_recipients)
     content = NotificationContent(title=body.title, body=body.body, data=body.data)
     result = await runtime.notifications.send(
         SendRequest(

@@ -1,17 +1,43 @@
-"""User accounts: admins create them, everyone reads their own."""
+"""User accounts: admins create, disable and log users out; everyone reads their own and
+changes their own password."""
 
-from fastapi import APIRouter, status
+from typing import Annotated
 
-from notifier.auth.deps import AdminUser, CurrentUser, RuntimeDep
-from notifier.schemas import Me, UserCreate, UserOut
+from fastapi import APIRouter, HTTPException, Path, Request, Response, status
+
+from notifier.api.auth import set_session_cookie, token_body
+from notifier.api.errors import THROTTLED, password_too_short, throttled
+from notifier.auth.accounts import InvalidCredentials, PasswordTooShort
+from notifier.auth.deps import COOKIE_NAME, AdminUser, CurrentUser, RuntimeDep, client_address
+from notifier.auth.throttle import LoginThrottled
+from notifier.schemas import (
+    USERNAME_PATTERN,
+    Me,
+    PasswordChange,
+    RevokedSessions,
+    Token,
+    UserCreate,
+    UserOut,
+    UserUpdate,
+)
 
 router = APIRouter(prefix="/users", tags=["users"])
+
+UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
+UNKNOWN_USER = {404: {"description": "No such user"}}
+
+
+def _not_found() -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail="user not found")
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut)
 async def create_user(body: UserCreate, runtime: RuntimeDep, _admin: AdminUser) -> UserOut:
-    """Create a user (admin only). A taken name answers 409."""
-    user = await runtime.accounts.create_user(body.username, body.password, body.is_admin)
+    """Create a user (admin only). A taken name answers 409, a short password 422."""
+    try:
+        user = await runtime.accounts.create_user(body.username, body.password, body.is_admin)
+    except PasswordTooShort as exc:
+        raise password_too_short("password", exc) from exc
     return UserOut(username=user.username, is_admin=user.is_admin, created_at=user.created_at)
 
 
@@ -24,3 +50,70 @@ async def read_me(user: CurrentUser, runtime: RuntimeDep) -> Me:
         created_at=user.created_at,
         open_sockets=runtime.hub.count(user.username),
     )
+
+
+@router.put(
+    "/me/password",
+    response_model=Token,
+    responses={403: {"description": "Wrong current password"}, **THROTTLED},
+)
+async def change_password(
+    body: PasswordChange,
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    request: Request,
+    response: Response,
+) -> Token:
+    """Change the caller's password. Every token of the caller is revoked (their sockets
+    close with 1008 "token revoked"); the answer is a fresh token pair for this client."""
+    try:
+        pair = await runtime.accounts.change_password(
+            user, body.current_password, body.new_password, client_address(request)
+        )
+    except PasswordTooShort as exc:
+        raise password_too_short("new_password", exc) from exc
+    except LoginThrottled as exc:
+        raise throttled(exc.retry_after) from exc
+    except InvalidCredentials as exc:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail="current password is incorrect"
+        ) from exc
+    token = token_body(pair, response)
+    if COOKIE_NAME in request.cookies:
+        set_session_cookie(runtime, response, token)
+    return token
+
+
+@router.patch(
+    "/{username}",
+    response_model=UserOut,
+    responses={**UNKNOWN_USER, 400: {"description": "An admin cannot disable themselves"}},
+)
+async def update_user(
+    username: UsernamePath, body: UserUpdate, runtime: RuntimeDep, admin: AdminUser
+) -> UserOut:
+    """Disable or re-enable a user (admin only). Disabling ends every session: no login,
+    no refresh, every token refused, every socket closed with 1008 "user disabled"."""
+    if body.disabled and username == admin.username:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="you cannot disable yourself")
+    flags = await runtime.accounts.set_disabled(username, body.disabled)
+    if flags is None:
+        raise _not_found()
+    return UserOut(
+        username=flags.username,
+        is_admin=flags.is_admin,
+        disabled=flags.disabled,
+        created_at=flags.created_at,
+    )
+
+
+@router.post("/{username}/revoke-tokens", response_model=RevokedSessions, responses=UNKNOWN_USER)
+async def revoke_user_tokens(
+    username: UsernamePath, runtime: RuntimeDep, _admin: AdminUser
+) -> RevokedSessions:
+    """Revoke every token of a user (admin only): each of their sockets closes with 1008
+    "token revoked". They can log in again."""
+    revoked = await runtime.accounts.sessions.revoke_all(username, "revoked by admin")
+    if revoked is None:
+        raise _not_found()
+    return RevokedSessions(revoked_sessions=revoked)

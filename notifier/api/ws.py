@@ -5,14 +5,13 @@ accepted and then closed with 1008 and a reason: closing before `accept()` turns
 an HTTP 403 under uvicorn, which a browser cannot tell from a network failure.
 """
 
-import asyncio
-import time
 from urllib.parse import urlsplit
 
 from fastapi import WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
+from notifier.api.socket_session import MessageRateLimiter, SocketSession
 from notifier.auth.deps import COOKIE_NAME, runtime_of
 from notifier.auth.tokens import TokenClaims, TokenError
 from notifier.db.store import StoredUser
@@ -61,7 +60,17 @@ def _bearer(websocket: WebSocket) -> str | None:
 async def _authenticate(
     websocket: WebSocket, runtime: Runtime
 ) -> tuple[StoredUser, TokenClaims] | Close:
-    token = websocket.query_params.get("token") or _bearer(websocket)
+    params = websocket.query_params
+    if "ticket" in params:
+        try:
+            return await runtime.accounts.tickets.redeem(
+                params["ticket"], websocket.headers.get("origin")
+            )
+        except TokenError as exc:
+            return closes.rejected(exc.reason)
+    if "token" in params and not runtime.settings.ws_allow_query_token:
+        return closes.QUERY_TOKEN_NOT_ALLOWED
+    token = params.get("token") or _bearer(websocket)
     if not token:
         token = websocket.cookies.get(COOKIE_NAME)
         if token and not _origin_allowed(websocket, runtime.settings.allowed_origins):
@@ -124,6 +133,22 @@ async def _serve(
         stuck_timeout=settings.ws_stuck_timeout,
         metrics=runtime.metrics,
     )
+    if runtime.hub.count(user.username) >= settings.ws_max_sockets_per_user:
+        await _reject(websocket, runtime, closes.TOO_MANY_SOCKETS)
+        return
+    # Before attaching: from then on a revocation may pick this socket by its session.
+    session = SocketSession(
+        websocket,
+        connection,
+        runtime.accounts,
+        user,
+        claims,
+        warning_seconds=settings.token_expiry_warning,
+        recheck_interval=settings.ws_recheck_interval,
+        limiter=MessageRateLimiter(
+            settings.ws_client_message_rate, settings.ws_client_message_burst
+        ),
+    )
     # Attach before reading where the stream starts: anything stored from here on is
     # either after the start point or queued live, and the cursor drops the copy that
     # comes second.
@@ -131,31 +156,13 @@ async def _serve(
         await websocket.close(*closes.shutdown(settings.shutdown_reconnect_spread_ms))
         return
     socket_opened(websocket.scope, user.username, since)
-    loop = asyncio.get_running_loop()
     try:
         cursor, catch_up = await service.start_point(user.id, since)
         connection.start(cursor, catch_up)
-        try:
-            # One deadline serves both token expiry and a close begun elsewhere (stuck
-            # client, revocation, shutdown), which moves it to now so this reader stops.
-            async with asyncio.timeout_at(
-                loop.time() + claims.expires_at - time.time()
-            ) as deadline:
-                connection.on_closed = lambda: deadline.reschedule(loop.time())
-                await _read_until_disconnect(websocket)
-        except TimeoutError:
-            connection.on_closed = None
-            if not connection.closing:
-                await connection.close(closes.TOKEN_EXPIRED)
+        # Reads client messages and keeps the credentials current until the socket ends:
+        # token expiry, renewal, and closes begun elsewhere (stuck client, revocation,
+        # shutdown).
+        await session.run()
     finally:
-        connection.on_closed = None
         await service.detach(connection)
         await connection.stop_writer()
-
-
-async def _read_until_disconnect(websocket: WebSocket) -> None:
-    # Clients have nothing to say yet; keep reading so disconnects are seen at once.
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return

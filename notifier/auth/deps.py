@@ -6,7 +6,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
-from notifier.auth.tokens import TokenError
+from notifier.auth.tokens import TokenClaims, TokenError
 from notifier.db.store import StoredUser
 from notifier.runtime import Runtime
 
@@ -25,6 +25,11 @@ async def get_runtime(connection: HTTPConnection) -> Runtime:
     return runtime_of(connection)
 
 
+def client_address(connection: HTTPConnection) -> str | None:
+    """The peer's address (uvicorn substitutes X-Forwarded-For from trusted proxies)."""
+    return connection.client.host if connection.client else None
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
@@ -34,21 +39,32 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
-async def current_user(
+def request_token(request: Request, bearer: str | None) -> str | None:
+    # Browsers that logged in with POST /session send the cookie; SameSite=Lax keeps
+    # other sites' POSTs from carrying it.
+    return bearer or request.cookies.get(COOKIE_NAME)
+
+
+async def current_credentials(
     request: Request,
     runtime: RuntimeDep,
     bearer: Annotated[str | None, Depends(bearer_scheme)],
-) -> StoredUser:
-    # Browsers that logged in with POST /session send the cookie; SameSite=Lax keeps
-    # other sites' POSTs from carrying it.
-    token = bearer or request.cookies.get(COOKIE_NAME)
+) -> tuple[StoredUser, TokenClaims]:
+    """The caller and their token's claims; 401 for a missing, bad, revoked or disabled one."""
+    token = request_token(request, bearer)
     if not token:
         raise _unauthorized("not authenticated")
     try:
-        user, _claims = await runtime.accounts.resolve(token)
+        return await runtime.accounts.resolve(token)
     except TokenError as exc:
         raise _unauthorized(exc.reason) from exc
-    return user
+
+
+CurrentCredentials = Annotated[tuple[StoredUser, TokenClaims], Depends(current_credentials)]
+
+
+async def current_user(credentials: CurrentCredentials) -> StoredUser:
+    return credentials[0]
 
 
 CurrentUser = Annotated[StoredUser, Depends(current_user)]

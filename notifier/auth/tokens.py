@@ -4,11 +4,14 @@ Pure: no FastAPI, no database. A verification failure carries the short reason a
 WebSocket client sees in its 1008 close frame.
 """
 
+import hashlib
 import secrets
 import time
 from dataclasses import dataclass
 
 from jose import ExpiredSignatureError, JWTError, jwt
+
+from notifier.auth.keys import KeySet, VerificationKey
 
 ADMIN_SCOPE = "admin"
 
@@ -28,39 +31,68 @@ class TokenClaims:
     issued_at: int
     token_id: str
     scopes: frozenset[str]
+    session_id: str | None = None
+    """The `sid` claim: the login (token family) this token belongs to."""
+
+    @property
+    def session_key(self) -> str | None:
+        """What revocation is recorded under: the session, or for a token issued before
+        sessions existed, a digest of its `jti`."""
+        if self.session_id:
+            return self.session_id
+        if self.token_id:
+            return "jti:" + hashlib.sha256(self.token_id.encode()).hexdigest()[:40]
+        return None
 
 
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
     token: str
     expires_in: int
+    expires_at: int
 
 
 class TokenCodec:
-    def __init__(self, secret_key: str, algorithm: str, ttl_seconds: int) -> None:
-        self._key = secret_key
-        self._algorithm = algorithm
+    def __init__(self, keys: KeySet, ttl_seconds: int) -> None:
+        self.keys = keys
         self._ttl = ttl_seconds
 
-    def issue(self, username: str, is_admin: bool) -> IssuedToken:
+    @property
+    def ttl(self) -> int:
+        return self._ttl
+
+    def issue(self, username: str, is_admin: bool, session_id: str) -> IssuedToken:
         now = int(time.time())
         claims = {
             "sub": username,
             "iat": now,
             "exp": now + self._ttl,
             "jti": secrets.token_urlsafe(16),
+            "sid": session_id,
             "scope": ADMIN_SCOPE if is_admin else "",
         }
-        return IssuedToken(jwt.encode(claims, self._key, algorithm=self._algorithm), self._ttl)
+        headers = {"kid": self.keys.signing_kid} if self.keys.signing_kid else None
+        token = jwt.encode(
+            claims, self.keys.signing_key, algorithm=self.keys.algorithm, headers=headers
+        )
+        return IssuedToken(token, self._ttl, now + self._ttl)
 
-    def verify(self, token: str) -> TokenClaims:
+    def verify(self, token: str, *, allow_expired: bool = False) -> TokenClaims:
+        """The token's claims, if we signed it and (unless `allow_expired`) it is current."""
+        key = self._key_for(token)
         try:
-            # Pinning the algorithm list is what rejects `alg: none` and key confusion.
+            # Pinning one algorithm per key is what rejects `alg: none` and key confusion.
             claims = jwt.decode(
                 token,
-                self._key,
-                algorithms=[self._algorithm],
-                options={"require_exp": True, "require_sub": True, "require_iat": True},
+                key.key,
+                algorithms=[key.algorithm],
+                # python-jose's require_exp forces verify_exp on; `exp` is checked below.
+                options={
+                    "require_exp": not allow_expired,
+                    "require_sub": True,
+                    "require_iat": True,
+                    "verify_exp": not allow_expired,
+                },
             )
         except ExpiredSignatureError as exc:
             raise TokenError("token expired") from exc
@@ -69,11 +101,26 @@ class TokenCodec:
         subject, expires_at = claims.get("sub"), claims.get("exp")
         if not isinstance(subject, str) or not subject or not isinstance(expires_at, int):
             raise TokenError("invalid token")
-        scope = claims.get("scope", "")
+        scope, session_id = claims.get("scope", ""), claims.get("sid")
+        if session_id is not None and (not isinstance(session_id, str) or len(session_id) > 64):
+            raise TokenError("invalid token")
         return TokenClaims(
             subject=subject,
             expires_at=expires_at,
             issued_at=int(claims.get("iat", 0)),
             token_id=str(claims.get("jti", "")),
             scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
+            session_id=session_id or None,
         )
+
+    def _key_for(self, token: str) -> VerificationKey:
+        if self.keys.signing_kid is None:
+            return self.keys.verification[None]
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except JWTError as exc:
+            raise TokenError("invalid token") from exc
+        key = self.keys.verification.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise TokenError("invalid token")
+        return key

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -45,6 +46,9 @@ class User(Base):
     """Head of this user's stream. Sends lock the user's row to move it, which is what makes
     a user's ids commit in id order (see `Store._lock_recipients`)."""
     unread_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    tokens_valid_after: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Unix second before which tokens without a session id (`sid`) are revoked."""
 
 
 class Message(Base):

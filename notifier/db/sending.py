@@ -103,7 +103,7 @@ async def lock_users(session: AsyncSession, usernames: Sequence[str] | None) -> 
     if usernames is not None:
         query = query.where(User.username.in_(usernames))
     rows = await session.execute(query.order_by(User.id).with_for_update())
-    return [LockedUser(*row) for row in rows.tuples()]
+    return [LockedUser(*row) for row in rows]
 
 
 async def lock_users_by_id(session: AsyncSession, user_id: int) -> list[LockedUser]:
@@ -111,7 +111,7 @@ async def lock_users_by_id(session: AsyncSession, user_id: int) -> list[LockedUs
     rows = await session.execute(
         select(*_LOCKED_COLUMNS).where(User.id == user_id).with_for_update()
     )
-    return [LockedUser(*row) for row in rows.tuples()]
+    return [LockedUser(*row) for row in rows]
 
 
 async def store_sends(session: AsyncSession, requests: Sequence[SendRequest]) -> list[SendOutcome]:

@@ -1,0 +1,59 @@
+"""HTTP errors shared by several routers, so each is written (and documented) once."""
+
+from typing import Any
+
+from fastapi import HTTPException, status
+from fastapi.exceptions import RequestValidationError
+
+from notifier.auth.accounts import PasswordTooShort
+
+THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "Too many failed logins for this username or address; see Retry-After",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    }
+}
+
+
+def throttled(retry_after: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        detail=f"too many failed logins; retry in {retry_after} seconds",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def unauthorized_login() -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        detail="incorrect username or password",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def password_too_short(field: str, exc: PasswordTooShort) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own field errors (without echoing the password)."""
+    return RequestValidationError(
+        [
+            {
+                "type": "string_too_short",
+                "loc": ("body", field),
+                "msg": str(exc),
+                "ctx": {"min_length": exc.min_length},
+            }
+        ]
+    )
+
+
+def too_many_items(field: str, limit: int) -> RequestValidationError:
+    """A 422 for a list longer than its configured limit, shaped like FastAPI's own."""
+    return RequestValidationError(
+        [
+            {
+                "type": "too_long",
+                "loc": ("body", field),
+                "msg": f"List should have at most {limit} items",
+                "ctx": {"max_length": limit},
+            }
+        ]
+    )

@@ -1,0 +1,183 @@
+"""What an open socket does besides receiving notifications: keep its credentials current
+and police what the client sends.
+
+- The socket ends with 1008 "token expired" when its token's `exp` passes, unless the
+  client renewed it first with `{"type": "auth", "token": "<access token>"}` (same user),
+  which the server answers with `{"type": "auth_ok", "expires_in": s}`.
+- `token_expiry_warning` seconds before the deadline the server sends
+  `{"type": "token_expiring", "expires_in": s}` once per deadline.
+- Every `ws_recheck_interval` seconds the socket's session is checked again in the
+  database: a backstop for a revocation whose cross-worker close was lost.
+- Client messages are rate limited (token bucket); binary frames, invalid JSON and
+  floods close the socket. Unknown message types are ignored, for forward compatibility.
+"""
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+
+import orjson
+from starlette.websockets import WebSocket
+
+from notifier.auth.accounts import Accounts
+from notifier.auth.tokens import TokenClaims, TokenError
+from notifier.db.store import StoredUser
+from notifier.delivery import closes
+from notifier.delivery.closes import Close
+from notifier.delivery.connection import Connection
+
+MAX_TOKEN_LENGTH = 8192
+
+logger = logging.getLogger(__name__)
+
+
+class MessageRateLimiter:
+    """A token bucket: `burst` messages at once, refilled at `rate` per second."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._updated = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+def _frame(kind: str, **fields: object) -> str:
+    return orjson.dumps({"type": kind, **fields}).decode()
+
+
+class SocketSession:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        connection: Connection,
+        accounts: Accounts,
+        user: StoredUser,
+        claims: TokenClaims,
+        *,
+        warning_seconds: float,
+        recheck_interval: float,
+        limiter: MessageRateLimiter,
+    ) -> None:
+        self._websocket = websocket
+        self._connection = connection
+        self._accounts = accounts
+        self._user = user
+        self._claims = claims
+        self._warning = warning_seconds
+        self._recheck_interval = recheck_interval
+        self._limiter = limiter
+        self._warned = False
+        self._rescheduled = asyncio.Event()
+        self._closed = asyncio.Event()
+        connection.session_id = claims.session_key
+
+    async def run(self) -> None:
+        """Serve the client until it disconnects or the socket must close (closing it)."""
+        self._connection.on_closed = self._closed.set
+        tasks = [
+            asyncio.create_task(self._read()),
+            asyncio.create_task(self._watch()),
+            asyncio.create_task(self._closed.wait()),
+        ]
+        try:
+            done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._connection.on_closed = None
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        outcome = next(iter(done)).result()
+        if isinstance(outcome, Close) and not self._connection.closing:
+            await self._connection.close(outcome)
+
+    # The client's messages
+
+    async def _read(self) -> Close | None:
+        while True:
+            message = await self._websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return None
+            if not self._limiter.allow():
+                return closes.TOO_MANY_MESSAGES
+            text = message.get("text")
+            if text is None:
+                return closes.BINARY_NOT_SUPPORTED
+            close = await self._handle(text)
+            if close is not None:
+                return close
+
+    async def _handle(self, text: str) -> Close | None:
+        try:
+            payload = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return closes.INVALID_MESSAGE
+        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+            return closes.INVALID_MESSAGE
+        if payload["type"] != "auth":
+            return None
+        token = payload.get("token")
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+            return closes.INVALID_MESSAGE
+        return await self._renew(token)
+
+    async def _renew(self, token: str) -> Close | None:
+        try:
+            user, claims = await self._accounts.resolve(token)
+        except TokenError as exc:
+            return closes.rejected(exc.reason)
+        if user.id != self._user.id:
+            return closes.WRONG_USER
+        self._claims = claims
+        self._connection.session_id = claims.session_key
+        self._warned = False
+        self._rescheduled.set()
+        self._connection.offer_event(_frame("auth_ok", expires_in=self._expires_in()))
+        return None
+
+    # Deadlines
+
+    def _expires_in(self) -> int:
+        return max(0, math.floor(self._claims.expires_at - time.time()))
+
+    async def _watch(self) -> Close:
+        last_check = time.time()
+        while True:
+            self._rescheduled.clear()
+            now = time.time()
+            expires_at = self._claims.expires_at
+            if now >= expires_at:
+                return closes.TOKEN_EXPIRED
+            warn_at = math.inf if self._warned or not self._warning else expires_at - self._warning
+            if now >= warn_at:
+                self._warned = True
+                self._connection.offer_event(
+                    _frame("token_expiring", expires_in=self._expires_in())
+                )
+                continue
+            recheck_at = last_check + self._recheck_interval if self._recheck_interval else math.inf
+            if now >= recheck_at:
+                last_check = now
+                try:
+                    await self._accounts.check_claims(self._claims)
+                except TokenError as exc:
+                    return closes.rejected(exc.reason)
+                except Exception:
+                    # A database blip must not drop every socket; the next check retries.
+                    logger.warning("could not recheck a socket of %s", self._user.username)
+                continue
+            wake_at = min(expires_at, warn_at, recheck_at)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._rescheduled.wait(), wake_at - now)

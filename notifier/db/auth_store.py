@@ -1,0 +1,467 @@
+"""Queries behind the token lifecycle: credentials checks, sessions, refresh-token rotation,
+login throttling and WebSocket tickets.
+
+Every write that another worker may race is decided by one write statement (an upsert,
+a conditional UPDATE, a DELETE ... RETURNING), so the database serialises it: SQLite's
+write transactions take the write lock up front (BEGIN IMMEDIATE) and PostgreSQL locks
+the row, with no read-then-write window.
+"""
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, case, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from notifier.db.auth_models import AuthSession, LoginThrottle, RefreshToken, WsTicket
+from notifier.db.engine import WRITE
+from notifier.db.models import User
+from notifier.db.store import StoredUser
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A user as a credential check sees them, with the state of one session."""
+
+    user: StoredUser
+    disabled: bool
+    tokens_valid_after: int
+    session_revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFlags:
+    username: str
+    is_admin: bool
+    disabled: bool
+    created_at: datetime
+
+
+class Rotation(enum.Enum):
+    ROTATED = "rotated"
+    UNKNOWN = "unknown"
+    REUSED = "reused"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class RotationResult:
+    outcome: Rotation
+    user: StoredUser | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    user: StoredUser
+    disabled: bool
+    session_id: str | None
+    origin: str | None
+    token_expires_at: int
+    session_revoked: bool
+
+
+def _stored_user(row: User) -> StoredUser:
+    return StoredUser(row.id, row.username, row.password_hash, row.is_admin, row.created_at)
+
+
+def _session_revoked(session_id: str | None) -> ColumnElement[bool]:
+    return and_(AuthSession.id == session_id, AuthSession.user_id == User.id)
+
+
+class AuthStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._reads = async_sessionmaker(engine, expire_on_commit=False)
+        self._writes = async_sessionmaker(
+            engine.execution_options(**{WRITE: True}), expire_on_commit=False
+        )
+        self._dialect = engine.dialect.name
+        # SQLite has one writer at a time anyway. Queueing this process's writers here,
+        # rather than in SQLite's busy handler, keeps a login flood from holding the
+        # database lock across event-loop turns until other writers time out.
+        self._sqlite_writer = asyncio.Lock() if self._dialect == "sqlite" else None
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction (taking SQLite's write lock up front)."""
+        if self._sqlite_writer is None:
+            async with self._writes.begin() as session:
+                yield session
+            return
+        async with self._sqlite_writer, self._writes.begin() as session:
+            yield session
+
+    # Credentials
+
+    async def credentials(self, username: str, session_id: str | None) -> Credentials | None:
+        """The user and whether `session_id` is revoked, in one indexed query."""
+        query = (
+            select(User, AuthSession.revoked_at)
+            .outerjoin(AuthSession, _session_revoked(session_id))
+            .where(User.username == username)
+        )
+        async with self._reads() as session:
+            row = (await session.execute(query)).first()
+        if row is None:
+            return None
+        user, revoked_at = row
+        return Credentials(
+            _stored_user(user), user.disabled, user.tokens_valid_after, revoked_at is not None
+        )
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        async with self._write() as session:
+            await session.execute(
+                update(User).where(User.id == user_id).values(password_hash=password_hash)
+            )
+
+    async def change_password(self, user_id: int, password_hash: str, now: int) -> None:
+        """Store a new password hash and revoke every session of the user, atomically."""
+        async with self._write() as session:
+            await session.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(password_hash=password_hash, tokens_valid_after=now + 1)
+            )
+            await _revoke_all(session, user_id, now, "password changed")
+
+    async def set_disabled(self, username: str, disabled: bool, now: int) -> AccountFlags | None:
+        """Disable (revoking every session) or enable a user; None for an unknown name."""
+        async with self._write() as session:
+            values: dict[str, object] = {"disabled": disabled}
+            if disabled:
+                values["tokens_valid_after"] = now + 1
+            result = await session.execute(
+                update(User)
+                .where(User.username == username)
+                .values(**values)
+                .returning(User.id, User.username, User.is_admin, User.disabled, User.created_at)
+            )
+            row = result.first()
+            if row is None:
+                return None
+            if disabled:
+                await _revoke_all(session, row.id, now, "user disabled")
+        return AccountFlags(row.username, row.is_admin, row.disabled, row.created_at)
+
+    async def revoke_user_sessions(self, username: str, now: int, reason: str) -> int | None:
+        """Revoke every token of a user; the number of sessions revoked, None if unknown."""
+        async with self._write() as session:
+            user_id = await session.scalar(
+                update(User)
+                .where(User.username == username)
+                .values(tokens_valid_after=now + 1)
+                .returning(User.id)
+            )
+            if user_id is None:
+                return None
+            return await _revoke_all(session, user_id, now, reason)
+
+    # Sessions and refresh tokens
+
+    async def open_session(
+        self,
+        session_id: str,
+        user_id: int,
+        refresh_hash: str,
+        now: int,
+        refresh_expires_at: int,
+        session_expires_at: int,
+    ) -> None:
+        async with self._write() as session:
+            # Sessions whose last token has expired are no longer needed to refuse anything.
+            await session.execute(delete(AuthSession).where(AuthSession.expires_at < now))
+            session.add(
+                AuthSession(
+                    id=session_id, user_id=user_id, created_at=now, expires_at=session_expires_at
+                )
+            )
+            await session.flush()
+            session.add(
+                RefreshToken(
+                    token_hash=refresh_hash,
+                    session_id=session_id,
+                    created_at=now,
+                    expires_at=refresh_expires_at,
+                )
+            )
+
+    async def rotate_refresh(
+        self,
+        old_hash: str,
+        new_hash: str,
+        now: int,
+        refresh_expires_at: int,
+        session_expires_at: int,
+    ) -> RotationResult:
+        """Spend a refresh token and store its successor, or say why it cannot be spent.
+
+        Spending a token that was already spent revokes its whole session: either the
+        client or a thief holds a copy, and the server cannot tell which.
+        """
+        async with self._write() as session:
+            spent = await session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.token_hash == old_hash, RefreshToken.used_at.is_(None))
+                .values(used_at=now)
+            )
+            row = (
+                await session.execute(
+                    select(RefreshToken, AuthSession, User)
+                    .join(AuthSession, RefreshToken.session_id == AuthSession.id)
+                    .join(User, AuthSession.user_id == User.id)
+                    .where(RefreshToken.token_hash == old_hash)
+                )
+            ).first()
+            if row is None:
+                return RotationResult(Rotation.UNKNOWN)
+            token, auth_session, user = row
+            result = _rotation_blocker(spent.rowcount, token, auth_session, user, now)
+            if result is not None:
+                if result is Rotation.REUSED and auth_session.revoked_at is None:
+                    auth_session.revoked_at = now
+                    auth_session.revoked_reason = "refresh token reused"
+                    await session.execute(
+                        delete(WsTicket).where(WsTicket.session_id == auth_session.id)
+                    )
+                return RotationResult(result, _stored_user(user), auth_session.id)
+            await session.execute(
+                delete(RefreshToken).where(
+                    RefreshToken.session_id == auth_session.id, RefreshToken.expires_at < now
+                )
+            )
+            session.add(
+                RefreshToken(
+                    token_hash=new_hash,
+                    session_id=auth_session.id,
+                    created_at=now,
+                    expires_at=refresh_expires_at,
+                )
+            )
+            auth_session.expires_at = max(auth_session.expires_at, session_expires_at)
+            return RotationResult(Rotation.ROTATED, _stored_user(user), auth_session.id)
+
+    async def session_of_refresh(self, token_hash: str) -> tuple[str, str] | None:
+        """(session id, username) of a refresh token, spent or not."""
+        async with self._reads() as session:
+            row = (
+                await session.execute(
+                    select(AuthSession.id, User.username)
+                    .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
+                    .join(User, AuthSession.user_id == User.id)
+                    .where(RefreshToken.token_hash == token_hash)
+                )
+            ).first()
+        return (row[0], row[1]) if row else None
+
+    async def revoke_session(
+        self, session_id: str, username: str, now: int, expires_at: int, reason: str
+    ) -> bool:
+        """Revoke one session of `username`; True if it was live until now.
+
+        A token from before sessions existed has no row yet: one is written, revoked,
+        and kept until the token would have expired.
+        """
+        async with self._write() as session:
+            user_id = await session.scalar(select(User.id).where(User.username == username))
+            if user_id is None:
+                return False
+            result = await session.execute(
+                update(AuthSession)
+                .where(
+                    AuthSession.id == session_id,
+                    AuthSession.user_id == user_id,
+                    AuthSession.revoked_at.is_(None),
+                )
+                .values(revoked_at=now, revoked_reason=reason)
+            )
+            await session.execute(delete(WsTicket).where(WsTicket.session_id == session_id))
+            if result.rowcount:
+                return True
+            exists = await session.scalar(
+                select(func.count()).select_from(AuthSession).where(AuthSession.id == session_id)
+            )
+            if exists:
+                return False
+            session.add(
+                AuthSession(
+                    id=session_id,
+                    user_id=user_id,
+                    created_at=now,
+                    expires_at=expires_at,
+                    revoked_at=now,
+                    revoked_reason=reason,
+                )
+            )
+            return True
+
+    # Login throttling
+
+    async def locked_until(self, keys: Iterable[str]) -> int:
+        """The latest lock among `keys` (0 when none is locked)."""
+        async with self._reads() as session:
+            latest = await session.scalar(
+                select(func.max(LoginThrottle.locked_until)).where(LoginThrottle.key.in_(keys))
+            )
+        return latest or 0
+
+    async def count_attempts(
+        self, keys: Iterable[str], now: int, window: int
+    ) -> dict[str, tuple[int, int]]:
+        """Count one login attempt for each key, in one statement: for each, (attempts in
+        its current window, its lock)."""
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        expired = LoginThrottle.window_started_at <= now - window
+        table = LoginThrottle.__table__
+        statement = insert(LoginThrottle).values(
+            [
+                {
+                    "key": key,
+                    "failures": 1,
+                    "window_started_at": now,
+                    "locked_until": 0,
+                    "lockouts": 0,
+                }
+                for key in keys
+            ]
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[LoginThrottle.key],
+            set_={
+                "failures": case((expired, 1), else_=table.c.failures + 1),
+                "window_started_at": case((expired, now), else_=table.c.window_started_at),
+                "lockouts": case((expired, 0), else_=table.c.lockouts),
+            },
+        ).returning(LoginThrottle.key, LoginThrottle.failures, LoginThrottle.locked_until)
+        async with self._write() as session:
+            rows = (await session.execute(statement)).all()
+        return {key: (int(failures), int(locked)) for key, failures, locked in rows}
+
+    async def forget_attempts(self, now: int, window: int) -> None:
+        """Drop counters whose window has passed and that hold no lock."""
+        async with self._write() as session:
+            await session.execute(
+                delete(LoginThrottle).where(
+                    LoginThrottle.window_started_at <= now - window,
+                    LoginThrottle.locked_until <= now,
+                )
+            )
+
+    async def lock_if_unlocked(self, key: str, now: int, base: int, cap: int) -> int | None:
+        """Lock `key` unless it is locked already: for `base` seconds doubled per earlier
+        lock in the window, at most `cap`. The lock's end, or None if already locked.
+
+        Of several attempts racing past the limit, exactly one takes the lock.
+        """
+        # One statement, so the write lock is held for as short as possible: the duration
+        # for each count of earlier locks is spelled out (it reaches the cap quickly).
+        durations = [min(cap, base * 2**n) for n in range(32)]
+        steps = [(LoginThrottle.lockouts == n, now + d) for n, d in enumerate(durations)]
+        async with self._write() as session:
+            until = await session.scalar(
+                update(LoginThrottle)
+                .where(LoginThrottle.key == key, LoginThrottle.locked_until <= now)
+                .values(
+                    lockouts=LoginThrottle.lockouts + 1, locked_until=case(*steps, else_=now + cap)
+                )
+                .returning(LoginThrottle.locked_until)
+            )
+        return None if until is None else int(until)
+
+    async def clear_failures(self, key: str) -> None:
+        async with self._write() as session:
+            await session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+
+    # WebSocket tickets
+
+    async def add_ticket(
+        self,
+        ticket_hash: str,
+        user_id: int,
+        session_id: str | None,
+        origin: str | None,
+        token_expires_at: int,
+        now: int,
+        expires_at: int,
+    ) -> None:
+        async with self._write() as session:
+            await session.execute(delete(WsTicket).where(WsTicket.expires_at < now))
+            session.add(
+                WsTicket(
+                    ticket_hash=ticket_hash,
+                    user_id=user_id,
+                    session_id=session_id,
+                    origin=origin,
+                    token_expires_at=token_expires_at,
+                    expires_at=expires_at,
+                )
+            )
+
+    async def consume_ticket(self, ticket_hash: str, now: int) -> Ticket | None:
+        """Take a ticket out, once: of two workers racing for it, one gets it."""
+        async with self._write() as session:
+            taken = (
+                await session.execute(
+                    delete(WsTicket)
+                    .where(WsTicket.ticket_hash == ticket_hash)
+                    .returning(
+                        WsTicket.user_id,
+                        WsTicket.session_id,
+                        WsTicket.origin,
+                        WsTicket.token_expires_at,
+                        WsTicket.expires_at,
+                    )
+                )
+            ).first()
+            if taken is None or taken.expires_at < now:
+                return None
+            row = (
+                await session.execute(
+                    select(User, AuthSession.revoked_at)
+                    .outerjoin(AuthSession, _session_revoked(taken.session_id))
+                    .where(User.id == taken.user_id)
+                )
+            ).first()
+        if row is None:
+            return None
+        user, revoked_at = row
+        return Ticket(
+            user=_stored_user(user),
+            disabled=user.disabled,
+            session_id=taken.session_id,
+            origin=taken.origin,
+            token_expires_at=taken.token_expires_at,
+            session_revoked=revoked_at is not None,
+        )
+
+
+async def _revoke_all(session: AsyncSession, user_id: int, now: int, reason: str) -> int:
+    """Revoke every session of a user, and the tickets bought with them; how many sessions."""
+    await session.execute(delete(WsTicket).where(WsTicket.user_id == user_id))
+    result = await session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+    return result.rowcount
+
+
+def _rotation_blocker(
+    spent_now: int, token: RefreshToken, auth_session: AuthSession, user: User, now: int
+) -> Rotation | None:
+    if spent_now == 0:
+        return Rotation.REUSED
+    if user.disabled:
+        return Rotation.DISABLED
+    if auth_session.revoked_at is not None:
+        return Rotation.REVOKED
+    if token.expires_at < now:
+        return Rotation.EXPIRED
+    return None

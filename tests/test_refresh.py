@@ -1,0 +1,109 @@
+"""Refresh tokens: `grant_type=refresh_token` rotates them, and reusing a spent one
+revokes the whole token family (theft detection)."""
+
+import httpx
+from clients import bearer
+from conftest import USER_PASSWORD
+from sessions import claims, login_pair, refresh, status_with, user_with_pair
+
+
+async def test_refresh_returns_a_new_pair_in_the_same_session(api) -> None:
+    username, pair = await user_with_pair(api)
+    response = await refresh(api, pair["refresh_token"])
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    renewed = response.json()
+    assert set(renewed) == {"access_token", "token_type", "expires_in", "refresh_token"}
+    assert renewed["refresh_token"] != pair["refresh_token"]
+    assert renewed["access_token"] != pair["access_token"]
+    old, new = claims(pair["access_token"]), claims(renewed["access_token"])
+    assert new["sub"] == username
+    assert new["sid"] == old["sid"] and new["jti"] != old["jti"]
+    # Both access tokens of the live family work.
+    assert await status_with(api, renewed["access_token"]) == (200, username)
+    assert await status_with(api, pair["access_token"]) == (200, username)
+    # And the chain goes on.
+    again = await refresh(api, renewed["refresh_token"])
+    assert again.status_code == 200, again.text
+
+
+async def test_reusing_a_spent_refresh_token_revokes_the_family(api) -> None:
+    username, pair = await user_with_pair(api)
+    renewed = (await refresh(api, pair["refresh_token"])).json()
+
+    # A thief (or a confused client) presents the spent token again.
+    reused = await refresh(api, pair["refresh_token"])
+    assert reused.status_code == 400
+    assert reused.json() == {
+        "detail": "refresh token reused; the session is revoked",
+        "error": "invalid_grant",
+    }
+    # Every token of that family is dead: both access tokens and the newest refresh token.
+    for token in (pair["access_token"], renewed["access_token"]):
+        assert await status_with(api, token) == (401, "token revoked")
+    latest = await refresh(api, renewed["refresh_token"])
+    assert latest.status_code == 400
+    assert latest.json()["detail"] == "token revoked"
+
+    # Other logins of the same user are untouched, and the user can log in again.
+    other = await login_pair(api, username)
+    assert await status_with(api, other["access_token"]) == (200, username)
+
+
+async def test_each_login_is_its_own_family(api) -> None:
+    username = await api.create_user()
+    first, second = await login_pair(api, username), await login_pair(api, username)
+    assert claims(first["access_token"])["sid"] != claims(second["access_token"])["sid"]
+    await refresh(api, first["refresh_token"])
+    await refresh(api, first["refresh_token"])  # reuse: first family revoked
+    assert await status_with(api, first["access_token"]) == (401, "token revoked")
+    assert await status_with(api, second["access_token"]) == (200, username)
+    assert (await refresh(api, second["refresh_token"])).status_code == 200
+
+
+async def test_bad_refresh_requests(api) -> None:
+    for token, detail in (
+        ("not-a-refresh-token", "invalid refresh token"),
+        ("x" * 256, "invalid refresh token"),
+    ):
+        response = await refresh(api, token)
+        assert response.status_code == 400, response.text
+        assert response.json() == {"detail": detail, "error": "invalid_grant"}
+    # An access token is not a refresh token.
+    _username, pair = await user_with_pair(api)
+    response = await refresh(api, pair["access_token"])
+    assert response.json() == {"detail": "invalid refresh token", "error": "invalid_grant"}
+    # Missing field: the usual 422.
+    response = await api.client.post("/token", data={"grant_type": "refresh_token"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "refresh_token"]
+    # Unknown grant type: RFC 6749's error code.
+    response = await api.client.post(
+        "/token", data={"grant_type": "client_credentials", "username": "a", "password": "b"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "unsupported_grant_type"
+    # None of this broke the real pair.
+    assert (await refresh(api, pair["refresh_token"])).status_code == 200
+
+
+async def test_refresh_token_does_not_authenticate_requests(api) -> None:
+    _username, pair = await user_with_pair(api)
+    response = await api.client.get("/users/me", headers=bearer(pair["refresh_token"]))
+    assert response.status_code == 401
+
+
+async def test_session_cookie_can_be_refreshed(server, api) -> None:
+    username = await api.create_user()
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as browser:
+        login = await browser.post(
+            "/session", data={"username": username, "password": USER_PASSWORD}
+        )
+        assert login.status_code == 200
+        renewed = await browser.post(
+            "/session",
+            data={"grant_type": "refresh_token", "refresh_token": login.json()["refresh_token"]},
+        )
+        assert renewed.status_code == 200, renewed.text
+        assert browser.cookies["access_token"].strip('"') == renewed.json()["access_token"]
+        assert (await browser.get("/users/me")).json()["username"] == username
