@@ -13,7 +13,6 @@ and police what the client sends.
 """
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -78,46 +77,60 @@ class SocketSession:
         self._recheck_interval = recheck_interval
         self._limiter = limiter
         self._warned = False
-        self._rescheduled = asyncio.Event()
-        self._closed = asyncio.Event()
+        self._last_check = time.time()
+        self._deadline: asyncio.Timeout | None = None
         connection.session_id = claims.session_key
 
     async def run(self) -> None:
-        """Serve the client until it disconnects or the socket must close (closing it)."""
-        self._connection.on_closed = self._closed.set
-        tasks = [
-            asyncio.create_task(self._read()),
-            asyncio.create_task(self._watch()),
-            asyncio.create_task(self._closed.wait()),
-        ]
+        """Serve the client until it disconnects or the socket must close (closing it).
+
+        One loop in the socket's own task reads the client and wakes for the next deadline
+        (expiry, its warning, the recheck): no helper tasks per socket, which would cost
+        memory on every idle socket.
+        """
+        self._connection.on_closed = self._wake_now
         try:
-            done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            close = await self._serve()
         finally:
             self._connection.on_closed = None
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        outcome = next(iter(done)).result()
-        if isinstance(outcome, Close) and not self._connection.closing:
-            await self._connection.close(outcome)
+        if close is not None and not self._connection.closing:
+            await self._connection.close(close)
+
+    def _wake_now(self) -> None:
+        # A close begun elsewhere (stuck client, revocation, shutdown): stop reading.
+        if self._deadline is not None:
+            self._deadline.reschedule(asyncio.get_running_loop().time())
+
+    async def _serve(self) -> Close | None:
+        loop = asyncio.get_running_loop()
+        while not self._connection.closing:
+            close = await self._run_due_deadlines()
+            if close is not None:
+                return close
+            wake_in = self._next_deadline() - time.time()
+            try:
+                async with asyncio.timeout_at(loop.time() + wake_in) as self._deadline:
+                    message = await self._websocket.receive()
+            except TimeoutError:
+                continue
+            finally:
+                self._deadline = None
+            if message["type"] == "websocket.disconnect":
+                return None
+            close = await self._on_message(message)
+            if close is not None:
+                return close
+        return None
 
     # The client's messages
 
-    async def _read(self) -> Close | None:
-        while True:
-            message = await self._websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return None
-            if not self._limiter.allow():
-                return closes.TOO_MANY_MESSAGES
-            text = message.get("text")
-            if text is None:
-                return closes.BINARY_NOT_SUPPORTED
-            close = await self._handle(text)
-            if close is not None:
-                return close
+    async def _on_message(self, message: dict[str, object]) -> Close | None:
+        if not self._limiter.allow():
+            return closes.TOO_MANY_MESSAGES
+        text = message.get("text")
+        if not isinstance(text, str):
+            return closes.BINARY_NOT_SUPPORTED
+        return await self._handle(text)
 
     async def _handle(self, text: str) -> Close | None:
         try:
@@ -143,7 +156,6 @@ class SocketSession:
         self._claims = claims
         self._connection.session_id = claims.session_key
         self._warned = False
-        self._rescheduled.set()
         self._connection.offer_event(_frame("auth_ok", expires_in=self._expires_in()))
         return None
 
@@ -152,32 +164,28 @@ class SocketSession:
     def _expires_in(self) -> int:
         return max(0, math.floor(self._claims.expires_at - time.time()))
 
-    async def _watch(self) -> Close:
-        last_check = time.time()
-        while True:
-            self._rescheduled.clear()
-            now = time.time()
-            expires_at = self._claims.expires_at
-            if now >= expires_at:
-                return closes.TOKEN_EXPIRED
-            warn_at = math.inf if self._warned or not self._warning else expires_at - self._warning
-            if now >= warn_at:
-                self._warned = True
-                self._connection.offer_event(
-                    _frame("token_expiring", expires_in=self._expires_in())
-                )
-                continue
-            recheck_at = last_check + self._recheck_interval if self._recheck_interval else math.inf
-            if now >= recheck_at:
-                last_check = now
-                try:
-                    await self._accounts.check_claims(self._claims)
-                except TokenError as exc:
-                    return closes.rejected(exc.reason)
-                except Exception:
-                    # A database blip must not drop every socket; the next check retries.
-                    logger.warning("could not recheck a socket of %s", self._user.username)
-                continue
-            wake_at = min(expires_at, warn_at, recheck_at)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._rescheduled.wait(), wake_at - now)
+    def _next_deadline(self) -> float:
+        expires_at = self._claims.expires_at
+        warn_at = math.inf if self._warned or not self._warning else expires_at - self._warning
+        recheck_at = (
+            self._last_check + self._recheck_interval if self._recheck_interval else math.inf
+        )
+        return min(expires_at, warn_at, recheck_at)
+
+    async def _run_due_deadlines(self) -> Close | None:
+        now = time.time()
+        if now >= self._claims.expires_at:
+            return closes.TOKEN_EXPIRED
+        if not self._warned and self._warning and now >= self._claims.expires_at - self._warning:
+            self._warned = True
+            self._connection.offer_event(_frame("token_expiring", expires_in=self._expires_in()))
+        if self._recheck_interval and now >= self._last_check + self._recheck_interval:
+            self._last_check = now
+            try:
+                await self._accounts.check_claims(self._claims)
+            except TokenError as exc:
+                return closes.rejected(exc.reason)
+            except Exception:
+                # A database blip must not drop every socket; the next check retries.
+                logger.warning("could not recheck a socket of %s", self._user.username)
+        return None
