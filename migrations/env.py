@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 import notifier.db.auth_models  # noqa: F401  (registers its tables on Base.metadata)
-from notifier.db.engine import WRITE, create_engine
+from notifier.db.engine import create_engine
 from notifier.db.models import Base
 
 config = context.config
@@ -50,7 +50,7 @@ def _run_sync(connection: Connection) -> None:
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             # Hosts starting `serve` at the same time: one migrates while the others wait
-            # here, then find the schema current. (SQLite's write lock does the same.)
+            # here, then find the schema current. (SQLite: a lock file, see migrate.py.)
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
@@ -58,8 +58,6 @@ def _run_sync(connection: Connection) -> None:
 async def run_migrations_online() -> None:
     engine = create_engine(_database_url())
     async with engine.connect() as connection:
-        # On SQLite, a write transaction from the start: a second migrating process waits.
-        connection = await connection.execution_options(**{WRITE: True})
         await connection.run_sync(_run_sync)
         await connection.commit()
     await engine.dispose()

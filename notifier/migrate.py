@@ -1,9 +1,13 @@
 """Alembic migrations, run from the CLI before the server starts."""
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
 
 def _find(name: str) -> Path:
@@ -22,5 +26,24 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+@contextmanager
+def _one_migrator(database_url: str) -> Iterator[None]:
+    """Let one process migrate at a time; the others wait, then find nothing to do.
+
+    PostgreSQL: an advisory lock taken in migrations/env.py. SQLite (one host by nature):
+    a lock file next to the database, since SQLite's DDL under Alembic is not one
+    transaction that a second process would wait for.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        yield
+        return
+    lock_path = Path(url.database).with_name(Path(url.database).name + ".migrate-lock")
+    with lock_path.open("a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        yield
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+    with _one_migrator(database_url):
+        command.upgrade(alembic_config(database_url), revision)
