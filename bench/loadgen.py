@@ -168,20 +168,23 @@ class Server:
     """The HTTP and WebSocket routes of the server under test, Notifier's or the baseline's."""
 
     def __init__(self, spec: Spec) -> None:
+        from notifier.auth.keys import KeySet
         from notifier.auth.tokens import TokenCodec
 
         self.spec = spec
         self.notifier = spec.target == "notifier"
         # Tokens are minted with the server's own secret and claims, as POST /token would.
-        self._codec = TokenCodec(spec.secret_key, "HS256", 6 * 3600)
+        self._codec = TokenCodec(KeySet.shared_secret(spec.secret_key), 6 * 3600)
         self._tokens: dict[int, str] = {}
-        admin = self._codec.issue(spec.admin, is_admin=True).token
+        admin = self._codec.issue(spec.admin, True, "bench-admin").token
         self.headers = {"Authorization": f"Bearer {admin}"}
 
     def token(self, user: int) -> str:
         token = self._tokens.get(user)
         if token is None:
-            token = self._tokens[user] = self._codec.issue(self.spec.user(user), False).token
+            token = self._tokens[user] = self._codec.issue(
+                self.spec.user(user), False, f"bench-{user}"
+            ).token
         return token
 
     def ws_path(self, user: int, since: int | None = None) -> str:

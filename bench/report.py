@@ -117,8 +117,8 @@ def s2_rows(rates: list[int]) -> list[Row]:
 
 
 def _lost(result: Result) -> int:
-    return sum(step.get("lost", 0) for step in result.get("steps", [])) + _dig(
-        result, "flat", "lost"
+    return sum(step.get("lost", 0) for step in result.get("steps", [])) + (
+        _dig(result, "flat", "lost") or 0
     )
 
 
