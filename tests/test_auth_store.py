@@ -29,7 +29,7 @@ def database_url(request: pytest.FixtureRequest, backend: str, tmp_path_factory)
 @pytest.fixture
 async def stores(database_url: str) -> AsyncIterator[tuple[Store, AuthStore]]:
     store = Store(database_url)
-    yield store, AuthStore(store.engine)
+    yield store, AuthStore(store.engine, store.units)
     await store.close()
 
 

@@ -14,7 +14,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -22,6 +32,7 @@ from notifier.db.auth_models import AuthSession, LoginThrottle, RefreshToken, Ws
 from notifier.db.engine import WRITE
 from notifier.db.models import User
 from notifier.db.store import StoredUser
+from notifier.db.units import UnitRunner
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +83,36 @@ def _stored_user(row: User) -> StoredUser:
     return StoredUser(row.id, row.username, row.password_hash, row.is_admin, row.created_at)
 
 
+_CREDENTIAL_COLUMNS = (
+    User.id,
+    User.username,
+    User.password_hash,
+    User.is_admin,
+    User.created_at,
+    User.disabled,
+    User.tokens_valid_after,
+)
+
+
+_CREDENTIALS = (
+    select(*_CREDENTIAL_COLUMNS, AuthSession.revoked_at)
+    # A NULL session id matches no row: tokens without a session are never session-revoked.
+    .outerjoin(
+        AuthSession,
+        and_(AuthSession.id == bindparam("session_id"), AuthSession.user_id == User.id),
+    )
+    .where(User.username == bindparam("username"))
+)
+"""Built once: it runs for every authenticated request and socket."""
+
+
 def _session_revoked(session_id: str | None) -> ColumnElement[bool]:
     return and_(AuthSession.id == session_id, AuthSession.user_id == User.id)
 
 
 class AuthStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, units: UnitRunner) -> None:
+        self._units = units
         self._reads = async_sessionmaker(engine, expire_on_commit=False)
         self._writes = async_sessionmaker(
             engine.execution_options(**{WRITE: True}), expire_on_commit=False
@@ -102,19 +137,18 @@ class AuthStore:
 
     async def credentials(self, username: str, session_id: str | None) -> Credentials | None:
         """The user and whether `session_id` is revoked, in one indexed query."""
-        query = (
-            select(User, AuthSession.revoked_at)
-            .outerjoin(AuthSession, _session_revoked(session_id))
-            .where(User.username == username)
-        )
-        async with self._reads() as session:
-            row = (await session.execute(query)).first()
-        if row is None:
-            return None
-        user, revoked_at = row
-        return Credentials(
-            _stored_user(user), user.disabled, user.tokens_valid_after, revoked_at is not None
-        )
+
+        def check(connection: Connection) -> Credentials | None:
+            params = {"username": username, "session_id": session_id}
+            row = connection.execute(_CREDENTIALS, params).first()
+            if row is None:
+                return None
+            user_id, name, password_hash, is_admin, created_at, disabled, valid_after, revoked = row
+            user = StoredUser(user_id, name, password_hash, is_admin, created_at)
+            return Credentials(user, disabled, valid_after, revoked is not None)
+
+        # Every authenticated request and socket runs this: one unit, not a hop per statement.
+        return await self._units.read(check)
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> None:
         async with self._write() as session:

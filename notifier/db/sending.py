@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from notifier.db.models import IdempotencyKey, Message, Notification, User, utcnow
 from notifier.schemas import NotificationContent, NotificationOut
@@ -97,31 +97,29 @@ SendOutcome = SendResult | UnknownUsersError | IdempotencyKeyReusedError
 _LOCKED_COLUMNS = (User.id, User.username, User.last_notification_id, User.unread_count)
 
 
-async def lock_users(session: AsyncSession, usernames: Sequence[str] | None) -> list[LockedUser]:
+def lock_users(session: Session, usernames: Sequence[str] | None) -> list[LockedUser]:
     """Lock the named users' rows (every user's when None), in id order."""
     query = select(*_LOCKED_COLUMNS)
     if usernames is not None:
         query = query.where(User.username.in_(usernames))
-    rows = await session.execute(query.order_by(User.id).with_for_update())
+    rows = session.execute(query.order_by(User.id).with_for_update())
     return [LockedUser(*row) for row in rows]
 
 
-async def lock_users_by_id(session: AsyncSession, user_id: int) -> list[LockedUser]:
+def lock_users_by_id(session: Session, user_id: int) -> list[LockedUser]:
     """Lock one user's row: read-state changes keep the unread count in step with sends."""
-    rows = await session.execute(
-        select(*_LOCKED_COLUMNS).where(User.id == user_id).with_for_update()
-    )
+    rows = session.execute(select(*_LOCKED_COLUMNS).where(User.id == user_id).with_for_update())
     return [LockedUser(*row) for row in rows]
 
 
-async def store_sends(session: AsyncSession, requests: Sequence[SendRequest]) -> list[SendOutcome]:
+def store_sends(session: Session, requests: Sequence[SendRequest]) -> list[SendOutcome]:
     """Store every valid send of the batch; one outcome per request, in order."""
     everyone = any(request.usernames is None for request in requests)
     names = None if everyone else sorted({n for r in requests for n in r.usernames or ()})
-    locked = await lock_users(session, names)
+    locked = lock_users(session, names)
     by_name = {user.username: user for user in locked}
     if any(request.idempotency for request in requests):
-        await session.execute(
+        session.execute(
             delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_WINDOW)
         )
 
@@ -148,7 +146,7 @@ async def store_sends(session: AsyncSession, requests: Sequence[SendRequest]) ->
                 else:
                     repeats.append((index, first[0]))
                 continue
-            earlier = await _claim_key(session, request.sender_id, request.idempotency)
+            earlier = _claim_key(session, request.sender_id, request.idempotency)
             if earlier is not None:
                 outcomes[index] = earlier
                 continue
@@ -156,13 +154,13 @@ async def store_sends(session: AsyncSession, requests: Sequence[SendRequest]) ->
         planned.append((index, recipients))
 
     for (index, _recipients), entries in zip(
-        planned, await _insert(session, requests, planned), strict=True
+        planned, _insert(session, requests, planned), strict=True
     ):
         request = requests[index]
         body = request.render([entry.notification for entry in entries])
         outcomes[index] = SendResult(entries, request.status_code, body, replayed=False)
         if request.idempotency is not None:
-            await session.execute(
+            session.execute(
                 update(IdempotencyKey)
                 .where(
                     IdempotencyKey.sender_id == request.sender_id,
@@ -179,8 +177,8 @@ async def store_sends(session: AsyncSession, requests: Sequence[SendRequest]) ->
     return finished
 
 
-async def _claim_key(
-    session: AsyncSession, sender_id: int, idempotency: IdempotentRequest
+def _claim_key(
+    session: Session, sender_id: int, idempotency: IdempotentRequest
 ) -> SendOutcome | None:
     """Record the key for this send, or the outcome of the earlier send that used it.
 
@@ -188,7 +186,7 @@ async def _claim_key(
     send commits (then we answer with its response) or rolls back (then the key is ours).
     """
     dialect = sqlite if session.bind.dialect.name == "sqlite" else postgresql
-    claimed = await session.scalar(
+    claimed = session.scalar(
         dialect.insert(IdempotencyKey)
         .values(
             sender_id=sender_id,
@@ -201,7 +199,7 @@ async def _claim_key(
     )
     if claimed is not None:
         return None
-    row = await session.scalar(
+    row = session.scalar(
         select(IdempotencyKey).where(
             IdempotencyKey.sender_id == sender_id, IdempotencyKey.key == idempotency.key
         )
@@ -212,8 +210,8 @@ async def _claim_key(
     return SendResult([], row.status_code, row.response, replayed=True)
 
 
-async def _insert(
-    session: AsyncSession,
+def _insert(
+    session: Session,
     requests: Sequence[SendRequest],
     planned: Sequence[tuple[int, list[LockedUser]]],
 ) -> list[list[StreamEntry]]:
@@ -221,7 +219,7 @@ async def _insert(
     if not planned:
         return []
     now = utcnow()
-    message_ids = await _insert_numbered(
+    message_ids = _insert_numbered(
         session,
         Message,
         [
@@ -240,7 +238,7 @@ async def _insert(
         for (_index, recipients), message_id in zip(planned, message_ids, strict=True)
         for user in recipients
     ]
-    notification_ids = iter(await _insert_numbered(session, Notification, rows))
+    notification_ids = iter(_insert_numbered(session, Notification, rows))
     batches: list[list[StreamEntry]] = []
     touched: dict[int, LockedUser] = {}
     for index, recipients in planned:
@@ -268,7 +266,7 @@ async def _insert(
             touched[user.id] = user
         batches.append(entries)
     if touched:
-        await session.execute(
+        session.execute(
             update(User),
             [
                 {"id": u.id, "last_notification_id": u.head, "unread_count": u.unread_count}
@@ -278,21 +276,21 @@ async def _insert(
     return batches
 
 
-async def _insert_numbered(
-    session: AsyncSession, model: type[Message] | type[Notification], rows: list[dict[str, Any]]
+def _insert_numbered(
+    session: Session, model: type[Message] | type[Notification], rows: list[dict[str, Any]]
 ) -> list[int]:
     """Insert `rows` in one statement and return their ids, in order."""
     if not rows:
         return []
     if session.bind.dialect.name != "sqlite":
         returning = insert(model).returning(model.id, sort_by_parameter_order=True)
-        return list(await session.scalars(returning, rows))
+        return list(session.scalars(returning, rows))
     # SQLite answers an ordered INSERT ... RETURNING one row at a time, a round trip per
     # recipient. This transaction holds SQLite's only write lock, so nobody else takes ids
     # meanwhile: number the rows here, past every id ever used (AUTOINCREMENT's
     # sqlite_sequence remembers deleted ones), and insert them with one executemany.
     table = model.__tablename__
-    used = await session.scalar(
+    used = session.scalar(
         text(
             "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = :table), 0),"
             f" coalesce((SELECT max(id) FROM {table}), 0))"
@@ -300,7 +298,7 @@ async def _insert_numbered(
         {"table": table},
     )
     ids = list(range(used + 1, used + 1 + len(rows)))
-    await session.execute(
+    session.execute(
         insert(model), [{"id": row_id, **row} for row_id, row in zip(ids, rows, strict=True)]
     )
     return ids

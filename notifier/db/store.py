@@ -4,14 +4,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from notifier.db.engine import WRITE, create_engine
-from notifier.db.models import Notification, User, utcnow
+from notifier.db.models import Message, Notification, User, utcnow
 from notifier.db.sending import SendOutcome, SendRequest, lock_users_by_id, store_sends
+from notifier.db.units import UnitRunner
 from notifier.schemas import NotificationOut
+
+# Hot-path statements, built once (their compiled form is cached by SQLAlchemy).
+_HEAD = select(User.last_notification_id).where(User.id == bindparam("user_id"))
+_UNREAD = select(User.unread_count).where(User.id == bindparam("user_id"))
+_SINCE = (
+    select(
+        Notification.id,
+        Notification.read_at,
+        User.username,
+        User.unread_count,
+        Message.title,
+        Message.body,
+        Message.data,
+        Message.created_at,
+    )
+    .join(Message, Message.id == Notification.message_id)
+    .join(User, User.id == Notification.user_id)
+    .where(Notification.user_id == bindparam("user_id"), Notification.id > bindparam("after_id"))
+    .order_by(Notification.id)
+    .limit(bindparam("limit"))
+)
 
 
 class UsernameTakenError(Exception):
@@ -58,8 +81,11 @@ class Store:
         self._writes = async_sessionmaker(
             self.engine.execution_options(**{WRITE: True}), expire_on_commit=False
         )
+        self.units = UnitRunner(self.engine)
+        """Runs the hot paths' queries as one function each (see `db.units`)."""
 
     async def close(self) -> None:
+        self.units.close()
         await self.engine.dispose()
 
     async def ping(self) -> None:
@@ -84,9 +110,11 @@ class Store:
 
     async def stream_head(self, user_id: int) -> int:
         """The id of the user's newest notification (0 when they have none)."""
-        async with self._reads() as session:
-            head = await session.scalar(select(User.last_notification_id).where(User.id == user_id))
-            return head or 0
+
+        def head(connection: Connection) -> int:
+            return connection.scalar(_HEAD, {"user_id": user_id}) or 0
+
+        return await self.units.read(head)
 
     # Sending
 
@@ -96,8 +124,7 @@ class Store:
         A send to unknown users or with a reused idempotency key fails alone (nothing of it
         is stored); the others are stored. See `notifier.db.sending`.
         """
-        async with self._writes.begin() as session:
-            return await store_sends(session, requests)
+        return await self.units.write(lambda session: store_sends(session, requests))
 
     # Reading
 
@@ -105,16 +132,30 @@ class Store:
         self, user_id: int, after_id: int, limit: int
     ) -> tuple[list[NotificationOut], int]:
         """The user's notifications with id > after_id, oldest first, and their unread count."""
-        async with self._reads() as session:
-            rows = await session.scalars(
-                select(Notification)
-                .where(Notification.user_id == user_id, Notification.id > after_id)
-                .order_by(Notification.id)
-                .limit(limit)
+
+        def page(connection: Connection) -> tuple[list[NotificationOut], int]:
+            rows = connection.execute(
+                _SINCE, {"user_id": user_id, "after_id": after_id, "limit": limit}
+            ).all()
+            notifications = [
+                NotificationOut(
+                    id=row.id,
+                    username=row.username,
+                    title=row.title,
+                    body=row.body,
+                    data=row.data,
+                    created_at=row.created_at,
+                    read=row.read_at is not None,
+                )
+                for row in rows
+            ]
+            # The page and the count come from one statement, so they agree.
+            unread = (
+                rows[-1].unread_count if rows else connection.scalar(_UNREAD, {"user_id": user_id})
             )
-            notifications = [_notification(row) for row in rows]
-            unread = await session.scalar(select(User.unread_count).where(User.id == user_id))
-        return notifications, unread or 0
+            return notifications, unread or 0
+
+        return await self.units.read(page)
 
     async def inbox(
         self, user_id: int, limit: int, before: int | None, unread_only: bool
@@ -134,9 +175,10 @@ class Store:
         self, user_id: int, notification_id: int
     ) -> tuple[NotificationOut, ReadResult] | None:
         """Mark one of the user's notifications read; None if they have no such id."""
-        async with self._writes.begin() as session:
-            [user] = await lock_users_by_id(session, user_id)
-            row = await session.scalar(
+
+        def mark(session: Session) -> tuple[NotificationOut, ReadResult] | None:
+            [user] = lock_users_by_id(session, user_id)
+            row = session.scalar(
                 select(Notification).where(
                     Notification.id == notification_id, Notification.user_id == user_id
                 )
@@ -147,20 +189,22 @@ class Store:
             if changed:
                 row.read_at = utcnow()
             unread = user.unread_count - changed
-            await session.execute(
-                update(User).where(User.id == user_id).values(unread_count=unread)
-            )
+            session.execute(update(User).where(User.id == user_id).values(unread_count=unread))
             return _notification(row), ReadResult([notification_id] if changed else [], unread)
 
+        return await self.units.write(mark)
+
     async def mark_all_read(self, user_id: int) -> ReadResult:
-        async with self._writes.begin() as session:
-            await lock_users_by_id(session, user_id)
-            ids = await session.scalars(
+        def mark_all(session: Session) -> ReadResult:
+            lock_users_by_id(session, user_id)
+            ids = session.scalars(
                 update(Notification)
                 .where(Notification.user_id == user_id, Notification.read_at.is_(None))
                 .values(read_at=utcnow())
                 .returning(Notification.id)
             )
             read_ids = sorted(ids)
-            await session.execute(update(User).where(User.id == user_id).values(unread_count=0))
-        return ReadResult(read_ids, 0)
+            session.execute(update(User).where(User.id == user_id).values(unread_count=0))
+            return ReadResult(read_ids, 0)
+
+        return await self.units.write(mark_all)
