@@ -152,3 +152,24 @@ async def test_admin_claim_for_missing_user_is_401(api) -> None:
         headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status_code == 401
+
+
+def test_a_verified_token_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verified tokens are cached by their text; expiry is still checked on every use."""
+    codec = TokenCodec(KeySet.shared_secret(TEST_SECRET), 60)
+    token = codec.issue("alice", is_admin=False, session_id="s1").token
+    assert codec.verify(token).subject == "alice"
+    assert codec.verify(token).subject == "alice"  # from the cache
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert _reason(codec, token) == "token expired"
+    # Allowed explicitly, the expired token still verifies (revoking it needs its claims).
+    assert codec.verify(token, allow_expired=True).subject == "alice"
+
+
+def test_a_rejected_token_is_rejected_every_time(codec: TokenCodec) -> None:
+    token = codec.issue("alice", is_admin=False, session_id="s1").token
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert _reason(codec, forged) == "invalid token"
+    assert _reason(codec, forged) == "invalid token"
+    assert codec.verify(token).subject == "alice"

@@ -47,7 +47,6 @@ def request_token(request: Request, bearer: str | None) -> str | None:
 
 async def current_credentials(
     request: Request,
-    runtime: RuntimeDep,
     bearer: Annotated[str | None, Depends(bearer_scheme)],
 ) -> tuple[StoredUser, TokenClaims]:
     """The caller and their token's claims; 401 for a missing, bad, revoked or disabled one."""
@@ -55,7 +54,9 @@ async def current_credentials(
     if not token:
         raise _unauthorized("not authenticated")
     try:
-        return await runtime.accounts.resolve(token)
+        # Not through `RuntimeDep`: every dependency costs FastAPI a resolution step on
+        # every request, and this one runs on all authenticated routes.
+        return await runtime_of(request).accounts.resolve(token)
     except TokenError as exc:
         raise _unauthorized(exc.reason) from exc
 
@@ -70,7 +71,8 @@ async def current_user(credentials: CurrentCredentials) -> StoredUser:
 CurrentUser = Annotated[StoredUser, Depends(current_user)]
 
 
-async def require_admin(user: CurrentUser) -> StoredUser:
+async def require_admin(credentials: CurrentCredentials) -> StoredUser:
+    user = credentials[0]
     if not user.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="admin only")
     return user

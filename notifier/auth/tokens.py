@@ -4,6 +4,7 @@ Pure: no FastAPI, no database. A verification failure carries the short reason a
 WebSocket client sees in its 1008 close frame.
 """
 
+import functools
 import hashlib
 import secrets
 import time
@@ -53,9 +54,12 @@ class IssuedToken:
 
 
 class TokenCodec:
-    def __init__(self, keys: KeySet, ttl_seconds: int) -> None:
+    def __init__(self, keys: KeySet, ttl_seconds: int, cache_size: int = 4096) -> None:
         self.keys = keys
         self._ttl = ttl_seconds
+        # Only successful decodes are cached (errors propagate), so a flood of bad tokens
+        # cannot evict good ones for free, and each bad token is checked in full.
+        self._verified = functools.lru_cache(maxsize=cache_size)(self._decode)
 
     @property
     def ttl(self) -> int:
@@ -79,6 +83,16 @@ class TokenCodec:
 
     def verify(self, token: str, *, allow_expired: bool = False) -> TokenClaims:
         """The token's claims, if we signed it and (unless `allow_expired`) it is current."""
+        if allow_expired:
+            return self._decode(token, check_exp=False)
+        # A token's signature and claims never change, only whether it has expired: the
+        # same token (every request of a client, every socket) is decoded once.
+        claims = self._verified(token)
+        if time.time() > claims.expires_at:
+            raise TokenError("token expired")
+        return claims
+
+    def _decode(self, token: str, *, check_exp: bool = True) -> TokenClaims:
         key = self._key_for(token)
         try:
             # Pinning one algorithm per key is what rejects `alg: none` and key confusion.
@@ -88,10 +102,10 @@ class TokenCodec:
                 algorithms=[key.algorithm],
                 # python-jose's require_exp forces verify_exp on; `exp` is checked below.
                 options={
-                    "require_exp": not allow_expired,
+                    "require_exp": check_exp,
                     "require_sub": True,
                     "require_iat": True,
-                    "verify_exp": not allow_expired,
+                    "verify_exp": check_exp,
                 },
             )
         except ExpiredSignatureError as exc:

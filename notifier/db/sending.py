@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -93,6 +93,12 @@ class SendResult:
 
 SendOutcome = SendResult | UnknownUsersError | IdempotencyKeyReusedError
 
+
+_MOVE_HEAD = (
+    update(User.__table__)
+    .where(User.__table__.c.id == bindparam("user_id"))
+    .values(last_notification_id=bindparam("head"), unread_count=bindparam("unread_count"))
+)
 
 _LOCKED_COLUMNS = (User.id, User.username, User.last_notification_id, User.unread_count)
 
@@ -266,10 +272,11 @@ def _insert(
             touched[user.id] = user
         batches.append(entries)
     if touched:
-        session.execute(
-            update(User),
+        # Core executemany by primary key: the ORM's bulk UPDATE costs several times more.
+        session.connection().execute(
+            _MOVE_HEAD,
             [
-                {"id": u.id, "last_notification_id": u.head, "unread_count": u.unread_count}
+                {"user_id": u.id, "head": u.head, "unread_count": u.unread_count}
                 for u in touched.values()
             ],
         )
