@@ -204,3 +204,33 @@ async def test_quiet_counters_are_forgotten_but_locks_are_kept(stores) -> None:
     # The quiet key starts over; the locked one still holds its lock and its count.
     assert (await auth.count_attempts([quiet], now, 60))[quiet] == (1, 0)
     assert (await auth.count_attempts([locked], now, 60))[locked] == (1, now + 100)
+
+
+async def test_hot_path_reads_see_every_committed_write(stores: tuple[Store, AuthStore]) -> None:
+    """The credentials and stream-head reads (`db.units`: inline on a held connection on
+    SQLite) see writes committed through the async engine and through the writer thread
+    at once: a stale snapshot would reject a new user or replay from an old head."""
+    from notifier.db.sending import SendRequest
+    from notifier.schemas import NotificationContent
+
+    store, auth = stores
+    user_id, name = await _user(store)  # written through the async engine
+    found = await auth.credentials(name, None)
+    assert found is not None and found.user.id == user_id and not found.disabled
+    assert await store.stream_head(user_id) == 0
+
+    heads = []
+    for title in ("one", "two"):
+        [outcome] = await store.send_batch(
+            [SendRequest([name], NotificationContent(title=title), user_id, None, lambda _: "")]
+        )
+        heads.append(outcome.entries[0].notification.id)  # type: ignore[union-attr]
+        assert await store.stream_head(user_id) == heads[-1]
+    page, unread = await store.since(user_id, 0, 10)
+    assert [n.id for n in page] == heads and [n.title for n in page] == ["one", "two"]
+    assert unread == 2
+    assert (await store.since(user_id, heads[-1], 10)) == ([], 2)
+
+    await auth.set_disabled(name, True, int(time.time()))
+    found = await auth.credentials(name, None)
+    assert found is not None and found.disabled
