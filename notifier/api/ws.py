@@ -20,6 +20,7 @@ from notifier.delivery.closes import Close
 from notifier.delivery.connection import Connection, SocketGone
 from notifier.middleware import socket_opened
 from notifier.runtime import Runtime
+from notifier.ws_protocol import WRITE_TEXT
 
 PATH = "/ws"
 
@@ -132,6 +133,7 @@ async def _serve(
         close_timeout=settings.ws_close_timeout,
         stuck_timeout=settings.ws_stuck_timeout,
         metrics=runtime.metrics,
+        write_now=websocket.scope.get("extensions", {}).get(WRITE_TEXT),
     )
     if runtime.hub.count(user.username) >= settings.ws_max_sockets_per_user:
         await _reject(websocket, runtime, closes.TOO_MANY_SOCKETS)
