@@ -144,6 +144,8 @@ class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # Only the handshake read these; uvicorn would keep them as long as the socket.
+            # websockets' parser generator still holds the request: empty its headers.
+            self.request.headers.clear()
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
 
