@@ -42,7 +42,8 @@ class Metrics:
         self.store_deliveries = self.deliveries.labels("store")
         self.delivery_latency = Histogram(
             "notifier_delivery_latency_seconds",
-            "Time from a notification's commit to its frame being written to a live socket.",
+            "Time from a notification's commit to its frames being written to live sockets "
+            "(once per publication for frames written at once, once per frame written later).",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=self.registry,
         )

@@ -1,14 +1,7 @@
 """ASGI middleware."""
 
-import time
-from collections.abc import MutableMapping
-
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from notifier.logs import log_event
-
-_SOCKET_USER = "notifier.socket_user"
 
 
 class BodyTooLargeError(Exception):
@@ -83,67 +76,7 @@ class BodySizeLimitMiddleware:
         await response(scope, receive, send)
 
 
-def socket_opened(scope: MutableMapping[str, object], username: str, since: int | None) -> None:
-    """Log that an authenticated socket joined, and name its user for its closing line."""
-    state = scope.setdefault("state", {})
-    if isinstance(state, dict):
-        state[_SOCKET_USER] = username
-    log_event("socket.opened", user=username, since=since, client=_client(scope))
-
-
-def _client(scope: MutableMapping[str, object]) -> str | None:
+def client_address(scope: Scope) -> str | None:
+    """`host:port` of the peer, for log lines."""
     client = scope.get("client")
     return f"{client[0]}:{client[1]}" if isinstance(client, tuple | list) else None
-
-
-class SocketEventLog:
-    """Logs one line when each WebSocket ends: `socket.closed` with its close code, reason,
-    which side closed it and how long it lived, or `socket.rejected` for a socket that was
-    refused (closed with 1008 before any user joined)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
-            await self.app(scope, receive, send)
-            return
-        started = time.monotonic()
-        ended: dict[str, object] = {}
-        scope.setdefault("state", {})  # shared with the endpoint, which names the user in it
-
-        async def watching_send(message: Message) -> None:
-            if message["type"] == "websocket.close" and not ended:
-                ended.update(by="server", code=message.get("code", 1000))
-                ended["reason"] = message.get("reason") or ""
-            await send(message)
-
-        async def watching_receive() -> Message:
-            message = await receive()
-            if message["type"] == "websocket.disconnect" and not ended:
-                ended.update(by="client", code=message.get("code", 1005))
-                ended["reason"] = message.get("reason") or ""
-            return message
-
-        try:
-            await self.app(scope, watching_receive, watching_send)
-        finally:
-            self._log(scope, ended, time.monotonic() - started)
-
-    @staticmethod
-    def _log(scope: Scope, ended: dict[str, object], seconds: float) -> None:
-        state = scope.get("state")
-        username = state.get(_SOCKET_USER) if isinstance(state, dict) else None
-        client = _client(scope)
-        if username is None and ended.get("code") == 1008:
-            log_event("socket.rejected", reason=ended.get("reason"), client=client)
-            return
-        log_event(
-            "socket.closed",
-            user=username,
-            code=ended.get("code"),
-            reason=ended.get("reason"),
-            by=ended.get("by", "server"),
-            duration_s=round(seconds, 3),
-            client=client,
-        )

@@ -275,3 +275,115 @@ def test_shutdown_hint_is_jittered_within_the_spread():
     hints = {int(closes.shutdown(5000).reason.rsplit("=", 1)[1]) for _ in range(200)}
     assert min(hints) >= 500 and max(hints) <= 5000
     assert len(hints) > 50
+
+
+class FastSocket(FakeSocket):
+    """A socket with the synchronous write: takes frames at once unless `paused`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused = False
+        self.written_now: list[str] = []
+
+    def write_now(self, frame: str) -> bool:
+        if self.paused:
+            return False
+        self.sent.append(frame)
+        self.written_now.append(frame)
+        return True
+
+
+def fast_connection(socket: FastSocket, store: FakeStore, metrics: Metrics | None = None):
+    return Connection(
+        "u",
+        socket.send_text,
+        socket.close,
+        store.page,
+        queue_size=4,
+        close_timeout=0.2,
+        stuck_timeout=5,
+        metrics=metrics or Metrics(),
+        write_now=socket.write_now,
+    )
+
+
+async def test_an_idle_live_socket_is_written_at_once_without_a_task():
+    socket, store = FastSocket(), FakeStore([1])
+    connection = fast_connection(socket, store)
+    connection.start(1, catch_up=False)
+    assert connection.offer(2, 1, "live-2", 0.0) is True
+    assert socket.written_now == ["live-2"] and connection.cursor == 2
+    assert connection._writer is None
+    connection.offer_event("read-event")
+    assert socket.written_now == ["live-2", "read-event"]
+    assert connection.offer(2, 1, "live-2", 0.0) is False  # a duplicate
+    assert socket.sent == ["live-2", "read-event"]
+    await connection.stop_writer()
+
+
+async def test_a_paused_transport_falls_back_to_the_queue_in_order():
+    socket, store = FastSocket(), FakeStore()
+    connection = fast_connection(socket, store)
+    connection.start(0, catch_up=False)
+    socket.paused = True
+    socket.unblocked.clear()  # the awaited send waits too, as a paused transport's does
+    assert connection.offer(1, 0, "live-1", 0.0) is False
+    socket.paused = False
+    # The writer has frame 1 in flight: frame 2 must queue behind it, not overtake it.
+    assert connection.offer(2, 1, "live-2", 0.0) is False
+    socket.unblocked.set()
+    await settle()
+    assert socket.sent == ["live-1", "live-2"] and socket.written_now == []
+    assert connection._writer is None
+    assert connection.offer(3, 2, "live-3", 0.0) is True
+    await connection.stop_writer()
+
+
+async def test_a_slow_reader_gets_every_frame_once_in_order():
+    """Writes that go through, pause, overflow the queue and resume, in a fixed random mix."""
+    import random
+
+    rng = random.Random(7)
+    socket, store = FastSocket(), FakeStore(page_size=3)
+    metrics = Metrics()
+    connection = fast_connection(socket, store, metrics)
+    connection.start(0, catch_up=False)
+    for notification_id in range(1, 301):
+        store.ids.append(notification_id)
+        socket.paused = rng.random() < 0.3
+        if rng.random() < 0.2:
+            socket.unblocked.clear()
+        elif rng.random() < 0.5:
+            socket.unblocked.set()
+        connection.offer(notification_id, notification_id - 1, f"live-{notification_id}", 0.0)
+        if rng.random() < 0.3:
+            await settle()
+    socket.paused = False
+    socket.unblocked.set()
+    await settle()
+    numbers = [int(frame.split("-")[-1].lstrip("n")) for frame in socket.sent]
+    assert numbers == list(range(1, 301))
+    assert socket.written_now and len(socket.written_now) < 300
+    assert metrics.queue_overflows._value.get() >= 1
+    await connection.stop_writer()
+
+
+async def test_the_hub_counts_frames_written_at_once_per_publication():
+    metrics = Metrics()
+    hub = Hub(metrics)
+    sockets = [FastSocket() for _ in range(3)]
+    for i, socket in enumerate(sockets):
+        connection = fast_connection(socket, FakeStore())
+        connection.username = f"u{i}"
+        hub.add(connection)
+        connection.start(0, catch_up=False)
+    recipients = [Recipient(f"u{i}", 10 + i, 0, 1) for i in range(3)]
+    hub.dispatch(Publication('"title":"t"', recipients, 0.0))
+    assert all(len(socket.written_now) == 1 for socket in sockets)
+    assert metrics.live_deliveries._value.get() == 3
+    assert metrics.delivery_latency._sum.get() > 0
+    [count] = [
+        s.value for s in metrics.delivery_latency.collect()[0].samples if s.name.endswith("_count")
+    ]
+    assert count == 1
+    await hub.close_all(lambda: closes.shutdown(1000))

@@ -16,9 +16,10 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 
 import orjson
-from starlette.websockets import WebSocket
+from starlette.types import Message
 
 from notifier.auth.accounts import Accounts
 from notifier.auth.tokens import TokenClaims, TokenError
@@ -29,11 +30,15 @@ from notifier.delivery.connection import Connection
 
 MAX_TOKEN_LENGTH = 8192
 
+ReceiveMessage = Callable[[], Awaitable[Message]]
+
 logger = logging.getLogger(__name__)
 
 
 class MessageRateLimiter:
     """A token bucket: `burst` messages at once, refilled at `rate` per second."""
+
+    __slots__ = ("_burst", "_rate", "_tokens", "_updated")
 
     def __init__(self, rate: float, burst: int) -> None:
         self._rate = rate
@@ -56,9 +61,26 @@ def _frame(kind: str, **fields: object) -> str:
 
 
 class SocketSession:
+    # Slots: one of these lives as long as each socket.
+    __slots__ = (
+        "_accounts",
+        "_claims",
+        "_connection",
+        "_interrupted",
+        "_last_check",
+        "_limiter",
+        "_receive",
+        "_recheck_interval",
+        "_task",
+        "_timer",
+        "_user",
+        "_warned",
+        "_warning",
+    )
+
     def __init__(
         self,
-        websocket: WebSocket,
+        receive: ReceiveMessage,
         connection: Connection,
         accounts: Accounts,
         user: StoredUser,
@@ -68,7 +90,7 @@ class SocketSession:
         recheck_interval: float,
         limiter: MessageRateLimiter,
     ) -> None:
-        self._websocket = websocket
+        self._receive = receive
         self._connection = connection
         self._accounts = accounts
         self._user = user
@@ -78,7 +100,9 @@ class SocketSession:
         self._limiter = limiter
         self._warned = False
         self._last_check = time.time()
-        self._deadline: asyncio.Timeout | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._interrupted = False
         connection.session_id = claims.session_key
 
     async def run(self) -> None:
@@ -88,33 +112,51 @@ class SocketSession:
         (expiry, its warning, the recheck): no helper tasks per socket, which would cost
         memory on every idle socket.
         """
+        self._task = asyncio.current_task()
         self._connection.on_closed = self._wake_now
         try:
             close = await self._serve()
         finally:
             self._connection.on_closed = None
+            self._task = None
         if close is not None and not self._connection.closing:
             await self._connection.close(close)
 
     def _wake_now(self) -> None:
         # A close begun elsewhere (stuck client, revocation, shutdown): stop reading.
-        if self._deadline is not None:
-            self._deadline.reschedule(asyncio.get_running_loop().time())
+        if self._timer is not None:
+            self._timer.cancel()
+            self._interrupt()
+
+    def _interrupt(self) -> None:
+        self._timer = None
+        self._interrupted = True
+        if self._task is not None:
+            self._task.cancel()
 
     async def _serve(self) -> Close | None:
         loop = asyncio.get_running_loop()
+        task = self._task
+        assert task is not None
         while not self._connection.closing:
             close = await self._run_due_deadlines()
             if close is not None:
                 return close
             wake_in = self._next_deadline() - time.time()
+            # What `asyncio.timeout_at` does, with one timer handle and no other object
+            # per idle socket: the timer cancels the read; that cancel is then taken back.
+            self._timer = loop.call_at(loop.time() + wake_in, self._interrupt)
             try:
-                async with asyncio.timeout_at(loop.time() + wake_in) as self._deadline:
-                    message = await self._websocket.receive()
-            except TimeoutError:
-                continue
+                message = await self._receive()
+            except asyncio.CancelledError:
+                if self._interrupted and task.uncancel() == 0:
+                    continue  # a deadline (or a close begun elsewhere), not a real cancel
+                raise
             finally:
-                self._deadline = None
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                self._interrupted = False
             if message["type"] == "websocket.disconnect":
                 return None
             close = await self._on_message(message)

@@ -3,43 +3,74 @@
 The token is checked before the socket joins anything. A rejected socket is still
 accepted and then closed with 1008 and a reason: closing before `accept()` turns into
 an HTTP 403 under uvicorn, which a browser cannot tell from a network failure.
+
+A socket lives for hours and holds every layer it passed through for its whole life, so
+`/ws` is served from the app's own `__call__` (see `notifier.app.NotifierApp`), ahead
+of every middleware and FastAPI's routing, none of which does anything for a socket.
+It logs one line when each socket ends: `socket.closed` with its close code, reason,
+which side closed it and how long it lived, or `socket.rejected` for a socket refused
+(closed with 1008 before any user joined).
 """
 
+import time
 from urllib.parse import urlsplit
 
 from fastapi import WebSocket
-from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
+from starlette.types import Message, Receive, Scope, Send
 
 from notifier.api.socket_session import MessageRateLimiter, SocketSession
-from notifier.auth.deps import COOKIE_NAME, runtime_of
+from notifier.auth.deps import COOKIE_NAME
 from notifier.auth.tokens import TokenClaims, TokenError
 from notifier.db.store import StoredUser
 from notifier.delivery import closes
 from notifier.delivery.closes import Close
 from notifier.delivery.connection import Connection, SocketGone
-from notifier.middleware import socket_opened
+from notifier.logs import log_event
+from notifier.middleware import client_address
 from notifier.runtime import Runtime
+from notifier.ws_protocol import WRITE_TEXT
 
 PATH = "/ws"
 
 
-class SocketRouteMiddleware:
-    """Serves `/ws` ahead of the HTTP middleware and FastAPI's routing.
+class Socket:
+    """An accepted socket past its handshake: ASGI receive and send, and how it ended.
 
-    A socket lives for hours and holds every layer it passed through (each middleware's
-    frame, FastAPI's exit stacks and dependency state) for its whole life; none of them
-    does anything for a socket, and skipping them saves several KiB per open socket.
+    The Starlette `WebSocket` (its parsed headers, query and cookies) only serves the
+    handshake; an idle socket holds this instead. It also records the close for the
+    socket's one closing log line: the first close seen, from either side, is the one.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    __slots__ = ("_receive", "_send", "by", "code", "reason", "started", "username")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == scope.get("root_path", "") + PATH:
-            await notification_socket(WebSocket(scope, receive, send))
-            return
-        await self.app(scope, receive, send)
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self.started = time.monotonic()
+        self.username: str | None = None
+        self.by: str | None = None
+        self.code: int | None = None
+        self.reason: str | None = None
+
+    def ended(self, by: str, code: int, reason: str | None) -> None:
+        if self.by is None:
+            self.by, self.code, self.reason = by, code, reason or ""
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect":
+            self.ended("client", message.get("code", 1005), message.get("reason"))
+        return message
+
+    async def send_text(self, frame: str) -> None:
+        try:
+            await self._send({"type": "websocket.send", "text": frame})
+        except (OSError, RuntimeError) as exc:  # gone, or our close already sent
+            raise SocketGone from exc
+
+    async def close(self, code: int, reason: str) -> None:
+        self.ended("server", code, reason)
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
 
 def _origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
@@ -92,53 +123,72 @@ def _parse_since(websocket: WebSocket) -> int | Close | None:
     return int(raw)
 
 
-async def notification_socket(websocket: WebSocket) -> None:
-    runtime = runtime_of(websocket)
+async def serve_socket(scope: Scope, receive: Receive, send: Send, runtime: Runtime) -> None:
+    """Serve one `/ws` socket to its end, then log how it ended."""
+    socket = Socket(receive, send)
+    try:
+        opened = await _open(WebSocket(scope, receive, send), socket, runtime)
+        if opened is not None:
+            await _serve(runtime, opened)
+    finally:
+        _log_end(scope, socket)
+
+
+def _log_end(scope: Scope, socket: Socket) -> None:
+    client = client_address(scope)
+    if socket.username is None and socket.code == 1008:
+        log_event("socket.rejected", reason=socket.reason, client=client)
+        return
+    log_event(
+        "socket.closed",
+        user=socket.username,
+        code=socket.code,
+        reason=socket.reason,
+        by=socket.by or "server",
+        duration_s=round(time.monotonic() - socket.started, 3),
+        client=client,
+    )
+
+
+Opened = tuple[Connection, SocketSession, int, int | None]
+"""An attached socket: its connection and session, its user's id and its `since`."""
+
+
+async def _open(websocket: WebSocket, socket: Socket, runtime: Runtime) -> Opened | None:
+    """Authenticate, accept and attach; None if the socket was refused (and closed)."""
     auth = await _authenticate(websocket, runtime)
     since = _parse_since(websocket)
     await websocket.accept()
+    # Everything the headers say has been read; uvicorn keeps the scope as long as the
+    # socket, and an idle socket need not keep its headers.
+    scope = websocket.scope
+    scope["headers"] = ()
     if isinstance(auth, Close):
-        await _reject(websocket, runtime, auth)
-    elif isinstance(since, Close):
-        await _reject(websocket, runtime, since)
-    else:
-        user, claims = auth
-        await _serve(websocket, runtime, user, claims, since)
-
-
-async def _reject(websocket: WebSocket, runtime: Runtime, close: Close) -> None:
-    runtime.metrics.sockets_rejected.labels(close.reason).inc()
-    await websocket.close(*close)
-
-
-async def _serve(
-    websocket: WebSocket, runtime: Runtime, user: StoredUser, claims: TokenClaims, since: int | None
-) -> None:
+        await _reject(socket, runtime, auth)
+        return None
+    if isinstance(since, Close):
+        await _reject(socket, runtime, since)
+        return None
+    user, claims = auth
     settings = runtime.settings
     service = runtime.notifications
-
-    async def send_text(frame: str) -> None:
-        try:
-            await websocket.send_text(frame)
-        except (WebSocketDisconnect, WebSocketDisconnected, OSError) as exc:
-            raise SocketGone from exc
-
     connection = Connection(
         user.username,
-        send_text,
-        websocket.close,
+        socket.send_text,
+        socket.close,
         service.replay(user.id),
         queue_size=settings.ws_queue_size,
         close_timeout=settings.ws_close_timeout,
         stuck_timeout=settings.ws_stuck_timeout,
         metrics=runtime.metrics,
+        write_now=scope.get("extensions", {}).get(WRITE_TEXT),
     )
     if runtime.hub.count(user.username) >= settings.ws_max_sockets_per_user:
-        await _reject(websocket, runtime, closes.TOO_MANY_SOCKETS)
-        return
+        await _reject(socket, runtime, closes.TOO_MANY_SOCKETS)
+        return None
     # Before attaching: from then on a revocation may pick this socket by its session.
     session = SocketSession(
-        websocket,
+        socket.receive,
         connection,
         runtime.accounts,
         user,
@@ -153,11 +203,23 @@ async def _serve(
     # either after the start point or queued live, and the cursor drops the copy that
     # comes second.
     if not await service.attach(connection):
-        await websocket.close(*closes.shutdown(settings.shutdown_reconnect_spread_ms))
-        return
-    socket_opened(websocket.scope, user.username, since)
+        await socket.close(*closes.shutdown(settings.shutdown_reconnect_spread_ms))
+        return None
+    socket.username = user.username
+    log_event("socket.opened", user=user.username, since=since, client=client_address(scope))
+    return connection, session, user.id, since
+
+
+async def _reject(socket: Socket, runtime: Runtime, close: Close) -> None:
+    runtime.metrics.sockets_rejected.labels(close.reason).inc()
+    await socket.close(*close)
+
+
+async def _serve(runtime: Runtime, opened: Opened) -> None:
+    connection, session, user_id, since = opened
+    service = runtime.notifications
     try:
-        cursor, catch_up = await service.start_point(user.id, since)
+        cursor, catch_up = await service.start_point(user_id, since)
         connection.start(cursor, catch_up)
         # Reads client messages and keeps the credentials current until the socket ends:
         # token expiry, renewal, and closes begun elsewhere (stuck client, revocation,

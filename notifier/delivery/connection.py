@@ -5,6 +5,11 @@ blocks its own writes; `offer()` never awaits, so delivery to other sockets goes
 The writer only exists while there is something to write: an idle socket (most of them,
 most of the time) costs no task.
 
+An idle socket that is live and whose transport takes data is written to at once, inside
+`offer()` (`write_now`): no task, no queue. Anything else (a writer already running,
+frames queued, catching up, a transport that pushes back, closing) takes the queue, so
+frames still go out one at a time, in order.
+
 The writer keeps a cursor, the id of the last notification written, and is always in
 one of two modes. Live: it writes queued frames that continue the user's stream
 (a frame's `previous_id` is at or below the cursor). Catching up: it pages through the
@@ -25,6 +30,8 @@ from notifier.delivery.closes import INTERNAL_ERROR, QUEUE_OVERFLOW, Close
 from notifier.metrics import Metrics
 
 SendText = Callable[[str], Awaitable[None]]
+WriteNow = Callable[[str], bool]
+"""Writes a text frame synchronously; False when it cannot now (the caller awaits instead)."""
 CloseSocket = Callable[[int, str], Awaitable[None]]
 ReplayPage = Callable[[int], Awaitable[tuple[list[tuple[int, str]], bool]]]
 """`page(after_id)` -> (frames after that id as (id, frame), oldest first; True if that
@@ -52,12 +59,14 @@ class Connection:
         close_timeout: float,
         stuck_timeout: float,
         metrics: Metrics,
+        write_now: WriteNow | None = None,
     ) -> None:
         self.username = username
         self.session_id: str | None = None
         """The token family this socket authenticated with, for revocation."""
         self.cursor = 0
         self._send_text = send_text
+        self._write_now = write_now
         self._close_socket = close_socket
         self._replay = replay
         # A list, not a deque: an empty deque allocates a 64-slot block, and most sockets
@@ -80,15 +89,38 @@ class Connection:
 
     def offer(
         self, notification_id: int, previous_id: int, frame: str, committed_at: float
-    ) -> None:
-        """Queue a notification frame; a full queue switches the socket to catching up."""
-        if notification_id <= self.cursor and not self._catching_up:
-            return
+    ) -> bool:
+        """Write a notification frame now, or queue it; True if it was written now.
+
+        A full queue switches the socket to catching up. The caller counts the frames
+        written now (metrics); the writer counts the ones it writes.
+        """
+        cursor = self.cursor
+        if notification_id <= cursor and not self._catching_up:
+            return False
+        if previous_id <= cursor and self._idle() and self._write_now(frame):  # type: ignore[misc]
+            self.cursor = notification_id
+            return True
         self._enqueue((notification_id, previous_id, frame, committed_at))
+        return False
 
     def offer_event(self, frame: str) -> None:
         """Queue a frame outside the notification stream (a read event)."""
+        if self._idle() and self._write_now(frame):  # type: ignore[misc]
+            return
         self._enqueue((EVENT, 0, frame, 0.0))
+
+    def _idle(self) -> bool:
+        """Live with nothing in flight: a frame written now cannot overtake another."""
+        return (
+            self._write_now is not None
+            and self._writer is None
+            and not self._queue
+            and not self._catching_up
+            and self._started
+            and not self._stopped
+            and self._closing is None
+        )
 
     def resync(self) -> None:
         """Live frames may have been lost (broker outage): catch up from the store."""

@@ -5,6 +5,7 @@ with what arrived for this process; it hands each frame to the right local socke
 """
 
 import asyncio
+import time
 from collections.abc import Callable, Collection
 
 from notifier.delivery.closes import Close
@@ -66,7 +67,12 @@ class Hub:
                 self.close_sockets(username, Close(code, reason), session_ids)
 
     def deliver(self, publication: Publication) -> None:
-        """Queue each recipient's frame on their local sockets. Never waits."""
+        """Write or queue each recipient's frame on their local sockets. Never waits.
+
+        Frames written at once are counted here, once per publication: two metric
+        updates per frame would cost more than writing it.
+        """
+        written = 0
         recipients = publication.recipients
         if len(recipients) > 4 * len(self._by_user):
             # A broadcast to everyone: look up the few local users, not every recipient.
@@ -83,12 +89,16 @@ class Hub:
                 recipient.unread_count,
             )
             for connection in sockets:
-                connection.offer(
+                written += connection.offer(
                     recipient.notification_id,
                     recipient.previous_id,
                     frame,
                     publication.committed_at,
                 )
+        if written:
+            self._metrics.live_deliveries.inc(written)
+            latency = time.time() - publication.committed_at
+            self._metrics.delivery_latency.observe(max(0.0, latency))
 
     def close_sockets(
         self, username: str, close: Close, session_ids: Collection[str] | None = None
