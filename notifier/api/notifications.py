@@ -5,6 +5,7 @@ within 24 hours) gets the first response back, byte for byte, and stores and sen
 """
 
 import hashlib
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Request, Response, status
@@ -116,7 +117,7 @@ async def send_to_users(
             content,
             admin.id,
             _idempotent(request, idempotency_key, body),
-            render=lambda stored: NotificationList(notifications=stored).model_dump_json(),
+            render=lambda stored: NotificationList(notifications=list(stored)).model_dump_json(),
         )
     )
     return _respond(result)
@@ -137,7 +138,7 @@ async def broadcast(
 ) -> Response:
     """Store a notification for every user that exists now and push it to every socket."""
 
-    def render(stored: list[NotificationOut]) -> str:
+    def render(stored: Sequence[NotificationOut]) -> str:
         return BroadcastOut(
             recipients=len(stored),
             title=body.title,

@@ -17,8 +17,8 @@ SQLite needs no row locks: a write transaction there holds the database's one wr
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, overload
 
 from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -66,7 +66,7 @@ class SendRequest:
     content: NotificationContent
     sender_id: int
     idempotency: IdempotentRequest | None
-    render: Callable[[list[NotificationOut]], str]
+    render: Callable[[Sequence[NotificationOut]], str]
     """Turns what was stored into the response body, kept with the idempotency key."""
     status_code: int = 201
 
@@ -75,11 +75,47 @@ class SendRequest:
 class StreamEntry:
     """A stored notification and where it sits in its recipient's stream."""
 
-    notification: NotificationOut
+    notification_id: int
+    username: str
+    content: NotificationContent
+    created_at: datetime
     previous_id: int
     """The recipient's stream head before this notification (0 for none)."""
     unread_count: int
     """The recipient's unread notifications, this one included."""
+
+    @property
+    def notification(self) -> NotificationOut:
+        # Built on demand: a broadcast stores one entry per user but shows one or none.
+        content = self.content
+        return NotificationOut(
+            id=self.notification_id,
+            username=self.username,
+            title=content.title,
+            body=content.body,
+            data=content.data,
+            created_at=self.created_at,
+            read=False,
+        )
+
+
+class StoredNotifications(Sequence[NotificationOut]):
+    """What a send stored, as `render` sees it: each notification built when read."""
+
+    def __init__(self, entries: Sequence[StreamEntry]) -> None:
+        self._entries = entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @overload
+    def __getitem__(self, index: int) -> NotificationOut: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[NotificationOut]: ...
+    def __getitem__(self, index: int | slice) -> NotificationOut | list[NotificationOut]:
+        if isinstance(index, slice):
+            return [entry.notification for entry in self._entries[index]]
+        return self._entries[index].notification
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +200,7 @@ def store_sends(session: Session, requests: Sequence[SendRequest]) -> list[SendO
         planned, _insert(session, requests, planned), strict=True
     ):
         request = requests[index]
-        body = request.render([entry.notification for entry in entries])
+        body = request.render(StoredNotifications(entries))
         outcomes[index] = SendResult(entries, request.status_code, body, replayed=False)
         if request.idempotency is not None:
             session.execute(
@@ -255,15 +291,10 @@ def _insert(
             notification_id = next(notification_ids)
             entries.append(
                 StreamEntry(
-                    NotificationOut(
-                        id=notification_id,
-                        username=user.username,
-                        title=content.title,
-                        body=content.body,
-                        data=content.data,
-                        created_at=now,
-                        read=False,
-                    ),
+                    notification_id,
+                    user.username,
+                    content,
+                    now,
                     previous_id=user.head,
                     unread_count=user.unread_count + 1,
                 )
@@ -273,14 +304,23 @@ def _insert(
             touched[user.id] = user
         batches.append(entries)
     if touched:
-        # Core executemany by primary key: the ORM's bulk UPDATE costs several times more.
-        session.connection().execute(
-            _MOVE_HEAD,
-            [
-                {"user_id": u.id, "head": u.head, "unread_count": u.unread_count}
-                for u in touched.values()
-            ],
-        )
+        connection = session.connection()
+        if connection.dialect.name == "sqlite":
+            # One row per user of a broadcast: straight to the driver's executemany, without
+            # SQLAlchemy's per-row parameter processing (these are plain integers).
+            connection.exec_driver_sql(
+                "UPDATE users SET last_notification_id = ?, unread_count = ? WHERE id = ?",
+                [(u.head, u.unread_count, u.id) for u in touched.values()],
+            )
+        else:
+            # Core executemany by primary key: the ORM's bulk UPDATE costs several times more.
+            connection.execute(
+                _MOVE_HEAD,
+                [
+                    {"user_id": u.id, "head": u.head, "unread_count": u.unread_count}
+                    for u in touched.values()
+                ],
+            )
     return batches
 
 
@@ -311,6 +351,17 @@ def _insert_numbered(
         {"table": table.name},
     )
     ids = list(range(used + 1, used + 1 + len(rows)))
+    if model is Notification:
+        # Plain integers, one row per user of a broadcast: straight to the driver's
+        # executemany, without SQLAlchemy's per-row parameter processing.
+        connection.exec_driver_sql(
+            "INSERT INTO notifications (id, user_id, message_id) VALUES (?, ?, ?)",
+            [
+                (row_id, row["user_id"], row["message_id"])
+                for row_id, row in zip(ids, rows, strict=True)
+            ],
+        )
+        return ids
     connection.execute(
         insert(table), [{"id": row_id, **row} for row_id, row in zip(ids, rows, strict=True)]
     )

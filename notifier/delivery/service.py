@@ -38,8 +38,7 @@ PendingSend = tuple[SendRequest, "asyncio.Future[SendResult]"]
 
 
 def _recipient(entry: StreamEntry) -> Recipient:
-    notification = entry.notification
-    return Recipient(notification.username, notification.id, entry.previous_id, entry.unread_count)
+    return Recipient(entry.username, entry.notification_id, entry.previous_id, entry.unread_count)
 
 
 def _log_sent(result: SendResult, sender_id: int, broadcast: bool) -> None:
