@@ -234,3 +234,22 @@ async def test_hot_path_reads_see_every_committed_write(stores: tuple[Store, Aut
     await auth.set_disabled(name, True, int(time.time()))
     found = await auth.credentials(name, None)
     assert found is not None and found.disabled
+
+
+async def test_a_closed_store_opens_again(database_url: str) -> None:
+    """An app's lifespan can run twice on one runtime (schemathesis, TestClient): after
+    `close()` the hot-path reader and the writer thread come back on first use."""
+    from notifier.db.sending import SendRequest
+    from notifier.schemas import NotificationContent
+
+    store = Store(database_url)
+    auth = AuthStore(store.engine, store.units)
+    user_id, name = await _user(store)
+    for _ in range(2):
+        await store.send_batch(
+            [SendRequest([name], NotificationContent(title="t"), user_id, None, lambda _: "")]
+        )
+        assert await auth.credentials(name, None) is not None
+        await store.close()
+    assert await store.stream_head(user_id) > 0
+    await store.close()

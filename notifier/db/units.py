@@ -47,14 +47,14 @@ class UnitRunner:
         self._held: Connection | None = None
         self._sqlite_writes: Engine | None = None
         self._writer: ThreadPoolExecutor | None = None
-        if engine.dialect.name == "sqlite":
+        self._sqlite = engine.dialect.name == "sqlite"
+        if self._sqlite:
             self._sqlite_reads = create_sqlite_sync_engine(
                 engine.url, pool_size=1, busy_timeout_ms=INLINE_READ_BUSY_TIMEOUT_MS
             )
             self._sqlite_writes = create_sqlite_sync_engine(
                 engine.url, pool_size=1, busy_timeout_ms=10_000
             ).execution_options(**{WRITE: True})
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="notifier-sqlite-writer")
 
     async def read(self, unit: ReadUnit[T]) -> T:
         """Run `unit` (statements that only read) and return what it returns."""
@@ -73,7 +73,9 @@ class UnitRunner:
 
     async def write(self, unit: WriteUnit[T]) -> T:
         """Run `unit` in a write transaction, committed when it returns."""
-        if self._writer is not None:
+        if self._sqlite:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="notifier-sqlite-writer")
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._writer, self._write_now, unit)
         session = AsyncSession(self._write_engine, expire_on_commit=False)
@@ -86,10 +88,14 @@ class UnitRunner:
             return unit(session)
 
     def close(self) -> None:
+        """Release connections and the writer thread; a later call opens them again
+        (an app's lifespan may run more than once, as in tests)."""
         if self._held is not None:
             self._held.close()
+            self._held = None
         if self._writer is not None:
             self._writer.shutdown(wait=True)
+            self._writer = None
         for engine in (self._sqlite_reads, self._sqlite_writes):
             if engine is not None:
                 engine.dispose()
