@@ -7,6 +7,7 @@ recipient's frame only splices in their id, name and unread count, so a broadcas
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import orjson
 
@@ -25,13 +26,28 @@ class Recipient:
     unread_count: int
 
 
+class RecipientView(Protocol):
+    """What the hub and the brokers read of a recipient's copy: a `Recipient`, or the
+    store's `StreamEntry` as it is (one more object per recipient of a broadcast would
+    cost about as much as splicing its frame)."""
+
+    @property
+    def username(self) -> str: ...
+    @property
+    def notification_id(self) -> int: ...
+    @property
+    def previous_id(self) -> int: ...
+    @property
+    def unread_count(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Publication:
     """A stored notification on its way to live sockets."""
 
     content: str
     """The shared fields as JSON object members, without braces (see `content_members`)."""
-    recipients: Sequence[Recipient]
+    recipients: Sequence[RecipientView]
     committed_at: float
     """Wall-clock time of the commit, for the delivery latency histogram."""
 

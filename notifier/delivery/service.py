@@ -22,7 +22,6 @@ from notifier.delivery.connection import Connection, ReplayPage
 from notifier.delivery.frames import (
     CloseRequest,
     Publication,
-    Recipient,
     UserFrame,
     content_members,
     read_frame,
@@ -35,10 +34,6 @@ from notifier.schemas import NotificationOut
 
 logger = logging.getLogger(__name__)
 PendingSend = tuple[SendRequest, "asyncio.Future[SendResult]"]
-
-
-def _recipient(entry: StreamEntry) -> Recipient:
-    return Recipient(entry.username, entry.notification_id, entry.previous_id, entry.unread_count)
 
 
 def _log_sent(result: SendResult, sender_id: int, broadcast: bool) -> None:
@@ -58,10 +53,9 @@ def _log_sent(result: SendResult, sender_id: int, broadcast: bool) -> None:
 def _addressed(entries: list[StreamEntry], everyone: bool) -> list[Addressed]:
     content = content_members(entries[0].notification)
     committed_at = time.time()
-    recipients = [_recipient(entry) for entry in entries]
     if everyone:
-        return [(None, Publication(content, recipients, committed_at))]
-    return [(r.username, Publication(content, [r], committed_at)) for r in recipients]
+        return [(None, Publication(content, entries, committed_at))]
+    return [(e.username, Publication(content, [e], committed_at)) for e in entries]
 
 
 class NotificationService:
