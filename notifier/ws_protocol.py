@@ -29,9 +29,9 @@ WRITE_TEXT = "notifier.write_text"
 
 
 class ReceiveQueue:
-    """What uvicorn uses of `asyncio.Queue` (unbounded): `put_nowait`, `get`, `empty`.
-
-    One list and, only while the app waits on an empty queue, one future.
+    """What uvicorn uses of `asyncio.Queue` (unbounded) outside `receive`: `put_nowait`
+    and `empty`. One list and, only while the app waits on an empty queue, one future;
+    `NotifierWebSocketProtocol.receive` is the one place that waits on it.
     """
 
     __slots__ = ("items", "waiter")
@@ -48,19 +48,6 @@ class ReceiveQueue:
 
     def empty(self) -> bool:
         return not self.items
-
-    def qsize(self) -> int:
-        return len(self.items)
-
-    async def get(self) -> ASGIReceiveEvent:
-        while not self.items:
-            # One reader at a time, as ASGI allows: the app's `receive` is not shared.
-            waiter = self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            finally:
-                self.waiter = None
-        return self.items.pop(0)
 
 
 class Writable:

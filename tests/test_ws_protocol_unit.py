@@ -153,20 +153,31 @@ async def test_awaited_send_waits_while_paused_and_messages_keep_their_order():
 
 
 async def test_receive_queue_and_writable_stand_ins():
-    queue = ReceiveQueue()
-    assert queue.empty()
-    getter = asyncio.ensure_future(queue.get())
+    accepted, done = asyncio.Event(), asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        accepted.set()
+        await done.wait()  # from here the test reads through the protocol itself
+
+    protocol, _transport = await open_protocol(app)
+    await accepted.wait()
+    queue = protocol.queue
+    assert isinstance(queue, ReceiveQueue) and queue.empty()
+    getter = asyncio.ensure_future(protocol.receive())
     await asyncio.sleep(0)
-    queue.put_nowait({"type": "websocket.connect"})
-    queue.put_nowait({"type": "websocket.receive", "text": "x"})
-    assert (await getter)["type"] == "websocket.connect"
-    assert queue.qsize() == 1 and (await queue.get())["text"] == "x"
-    cancelled = asyncio.ensure_future(queue.get())
+    protocol.data_received(client_text("x") + client_text("y"))
+    assert (await getter)["text"] == "x"
+    assert not queue.empty() and (await protocol.receive())["text"] == "y"
+    # A receive cancelled while waiting leaves the queue usable for the next one.
+    cancelled = asyncio.ensure_future(protocol.receive())
     await asyncio.sleep(0)
     cancelled.cancel()
     await asyncio.sleep(0)
-    queue.put_nowait({"type": "websocket.disconnect"})
-    assert (await queue.get())["type"] == "websocket.disconnect"
+    protocol.connection_lost(None)
+    assert (await protocol.receive())["type"] == "websocket.disconnect"
+    done.set()
 
     writable = Writable()
     assert writable.is_set()
