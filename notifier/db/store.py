@@ -3,8 +3,9 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy import Connection, Row, bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -18,7 +19,7 @@ from notifier.schemas import NotificationOut
 # Hot-path statements, built once (their compiled form is cached by SQLAlchemy).
 _HEAD = select(User.last_notification_id).where(User.id == bindparam("user_id"))
 _UNREAD = select(User.unread_count).where(User.id == bindparam("user_id"))
-_SINCE = (
+_NOTIFICATIONS = (
     select(
         Notification.id,
         Notification.read_at,
@@ -31,7 +32,12 @@ _SINCE = (
     )
     .join(Message, Message.id == Notification.message_id)
     .join(User, User.id == Notification.user_id)
-    .where(Notification.user_id == bindparam("user_id"), Notification.id > bindparam("after_id"))
+)
+"""One user's notifications as `_notification` reads them, with the user's unread count."""
+_SINCE = (
+    _NOTIFICATIONS.where(
+        Notification.user_id == bindparam("user_id"), Notification.id > bindparam("after_id")
+    )
     .order_by(Notification.id)
     .limit(bindparam("limit"))
 )
@@ -61,16 +67,16 @@ def _user(row: User) -> StoredUser:
     return StoredUser(row.id, row.username, row.password_hash, row.is_admin, row.created_at)
 
 
-def _notification(row: Notification) -> NotificationOut:
-    message = row.message
+def _notification(row: Row[Any], read: bool | None = None) -> NotificationOut:
+    """A row of `_NOTIFICATIONS` as the API shows it."""
     return NotificationOut(
         id=row.id,
-        username=row.user.username,
-        title=message.title,
-        body=message.body,
-        data=message.data,
-        created_at=message.created_at,
-        read=row.read_at is not None,
+        username=row.username,
+        title=row.title,
+        body=row.body,
+        data=row.data,
+        created_at=row.created_at,
+        read=row.read_at is not None if read is None else read,
     )
 
 
@@ -137,18 +143,7 @@ class Store:
             rows = connection.execute(
                 _SINCE, {"user_id": user_id, "after_id": after_id, "limit": limit}
             ).all()
-            notifications = [
-                NotificationOut(
-                    id=row.id,
-                    username=row.username,
-                    title=row.title,
-                    body=row.body,
-                    data=row.data,
-                    created_at=row.created_at,
-                    read=row.read_at is not None,
-                )
-                for row in rows
-            ]
+            notifications = [_notification(row) for row in rows]
             # The page and the count come from one statement, so they agree.
             unread = (
                 rows[-1].unread_count if rows else connection.scalar(_UNREAD, {"user_id": user_id})
@@ -160,16 +155,19 @@ class Store:
     async def inbox(
         self, user_id: int, limit: int, before: int | None, unread_only: bool
     ) -> tuple[list[NotificationOut], int]:
-        query = select(Notification).where(Notification.user_id == user_id)
+        query = _NOTIFICATIONS.where(Notification.user_id == user_id)
         if before is not None:
             query = query.where(Notification.id < before)
         if unread_only:
             query = query.where(Notification.read_at.is_(None))
-        async with self._reads() as session:
-            rows = await session.scalars(query.order_by(Notification.id.desc()).limit(limit))
-            items = [_notification(row) for row in rows]
-            unread = await session.scalar(select(User.unread_count).where(User.id == user_id))
-        return items, unread or 0
+        query = query.order_by(Notification.id.desc()).limit(limit)
+
+        def page(connection: Connection) -> tuple[list[NotificationOut], int]:
+            items = [_notification(row) for row in connection.execute(query)]
+            # Its own statement: the page may be empty while the user has unread ones.
+            return items, connection.scalar(_UNREAD, {"user_id": user_id}) or 0
+
+        return await self.units.read(page)
 
     async def mark_read(
         self, user_id: int, notification_id: int
@@ -178,19 +176,27 @@ class Store:
 
         def mark(session: Session) -> tuple[NotificationOut, ReadResult] | None:
             [user] = lock_users_by_id(session, user_id)
-            row = session.scalar(
-                select(Notification).where(
+            connection = session.connection()
+            row = connection.execute(
+                _NOTIFICATIONS.where(
                     Notification.id == notification_id, Notification.user_id == user_id
                 )
-            )
+            ).first()
             if row is None:
                 return None
             changed = row.read_at is None
-            if changed:
-                row.read_at = utcnow()
             unread = user.unread_count - changed
-            session.execute(update(User).where(User.id == user_id).values(unread_count=unread))
-            return _notification(row), ReadResult([notification_id] if changed else [], unread)
+            if changed:
+                connection.execute(
+                    update(Notification)
+                    .where(Notification.id == notification_id)
+                    .values(read_at=utcnow())
+                )
+                connection.execute(
+                    update(User).where(User.id == user_id).values(unread_count=unread)
+                )
+            read = ReadResult([notification_id] if changed else [], unread)
+            return _notification(row, read=True), read
 
         return await self.units.write(mark)
 
