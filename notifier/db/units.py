@@ -58,7 +58,7 @@ class UnitRunner:
 
     async def read(self, unit: ReadUnit[T]) -> T:
         """Run `unit` (statements that only read) and return what it returns."""
-        if self._sqlite_reads is not None:
+        if self._sqlite:
             return unit(self._held_connection())
         async with self._engine.connect() as connection:
             return await connection.run_sync(unit)

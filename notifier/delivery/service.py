@@ -38,14 +38,14 @@ PendingSend = tuple[SendRequest, "asyncio.Future[SendResult]"]
 
 def _log_sent(result: SendResult, sender_id: int, broadcast: bool) -> None:
     # One recipient: name it and the id; many: only how many (a broadcast can be huge).
-    one = result.entries[0].notification if len(result.entries) == 1 else None
+    one = result.entries[0] if len(result.entries) == 1 else None
     log_event(
         "notification.sent",
         sender_id=sender_id,
         recipients=len(result.entries),
         broadcast=broadcast,
         user=one.username if one else None,
-        id=one.id if one else None,
+        id=one.notification_id if one else None,
         idempotent_replay=result.replayed,
     )
 
