@@ -183,3 +183,10 @@ async def test_cli_user_logs_in_to_server(tmp_path: Path, server_factory, api_fo
 
         wrong = await api.client.post("/token", data={"username": "bob", "password": "nope"})
         assert wrong.status_code == 401
+
+        # Created by another process while the server runs: the server's credential
+        # reads (inline, on one connection kept open) see it at once.
+        late = run(tmp_path, "create-user", "dave", "--password-stdin", stdin=PASSWORD + "\n")
+        assert late.returncode == 0, late.stderr
+        dave = jwt.decode(await api.login("dave", PASSWORD), TEST_SECRET, algorithms=["HS256"])
+        assert dave["sub"] == "dave"
