@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 import notifier.db.auth_models  # noqa: F401  (registers its tables on Base.metadata)
-from notifier.db.engine import create_engine
+from notifier.db.engine import PoolOptions, create_engine
 from notifier.db.models import Base
 
 config = context.config
@@ -50,13 +50,18 @@ def _run_sync(connection: Connection) -> None:
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             # Hosts starting `serve` at the same time: one migrates while the others wait
-            # here, then find the schema current. (SQLite: a lock file, see migrate.py.)
+            # here, then find the schema current. A transaction-level lock, released by the
+            # commit: it works behind PgBouncer's transaction pooling. (SQLite: a lock
+            # file, see migrate.py.)
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 
 async def run_migrations_online() -> None:
-    engine = create_engine(_database_url())
+    pgbouncer = bool(config.attributes.get("pgbouncer", False))
+    engine = create_engine(
+        _database_url(), PoolOptions(size=1, max_overflow=0, pgbouncer=pgbouncer)
+    )
     async with engine.connect() as connection:
         await connection.run_sync(_run_sync)
         await connection.commit()

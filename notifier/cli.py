@@ -55,9 +55,9 @@ def _check_keys(settings: Settings) -> None:
 @asynccontextmanager
 async def _accounts(settings: Settings) -> AsyncIterator["Accounts"]:
     from notifier.db.store import Store
-    from notifier.runtime import build_accounts
+    from notifier.runtime import build_accounts, pool_options
 
-    store = Store(settings.database_url)
+    store = Store(settings.database_url, pool_options(settings))
     try:
         yield build_accounts(settings, store)
     finally:
@@ -108,7 +108,7 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
-    upgrade(settings.database_url)
+    upgrade(settings.database_url, pgbouncer=settings.database_pgbouncer)
     asyncio.run(_ensure_admin(settings))
     run_server(settings, host or settings.host, port or settings.port, workers)
 
@@ -118,7 +118,8 @@ def migrate() -> None:
     """Apply pending database migrations."""
     from notifier.migrate import upgrade
 
-    upgrade(_settings().database_url)
+    settings = _settings()
+    upgrade(settings.database_url, pgbouncer=settings.database_pgbouncer)
 
 
 @app.command("create-user")
@@ -153,7 +154,7 @@ def create_user(
         )
         raise typer.Exit(2)
 
-    upgrade(settings.database_url)
+    upgrade(settings.database_url, pgbouncer=settings.database_pgbouncer)
 
     async def create() -> None:
         async with _accounts(settings) as accounts:

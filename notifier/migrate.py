@@ -19,8 +19,10 @@ def _find(name: str) -> Path:
     raise FileNotFoundError(f"cannot find {name} next to the notifier package")
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, *, pgbouncer: bool = False) -> Config:
     config = Config(str(_find("alembic.ini")))
+    # Read by migrations/env.py: behind PgBouncer, no prepared statement cache.
+    config.attributes["pgbouncer"] = pgbouncer
     config.set_main_option("script_location", str(_find("migrations")))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
@@ -30,7 +32,10 @@ def alembic_config(database_url: str) -> Config:
 def _one_migrator(database_url: str) -> Iterator[None]:
     """Let one process migrate at a time; the others wait, then find nothing to do.
 
-    PostgreSQL: an advisory lock taken in migrations/env.py. SQLite (one host by nature):
+    PostgreSQL: a transaction-level advisory lock taken in migrations/env.py, inside the
+    one transaction that runs every migration, so it holds behind PgBouncer's transaction
+    pooling too (a session-level lock would be taken on one server connection and
+    released on another). SQLite (one host by nature):
     a lock file next to the database, since SQLite's DDL under Alembic is not one
     transaction that a second process would wait for.
     """
@@ -44,6 +49,6 @@ def _one_migrator(database_url: str) -> Iterator[None]:
         yield
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "head", *, pgbouncer: bool = False) -> None:
     with _one_migrator(database_url):
-        command.upgrade(alembic_config(database_url), revision)
+        command.upgrade(alembic_config(database_url, pgbouncer=pgbouncer), revision)

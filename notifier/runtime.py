@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from notifier.auth.accounts import Accounts
 from notifier.auth.sessions import CloseSockets
 from notifier.auth.setup import build_accounts as build_auth
+from notifier.db.engine import PoolOptions
 from notifier.db.store import Store
 from notifier.delivery import closes
 from notifier.delivery.broker import Broker, MemoryBroker
@@ -13,6 +14,17 @@ from notifier.delivery.redis_broker import RedisBroker
 from notifier.delivery.service import NotificationService
 from notifier.metrics import Metrics
 from notifier.settings import Settings
+
+
+def pool_options(settings: Settings) -> PoolOptions:
+    """The PostgreSQL pool the settings ask for (SQLite keeps its own, see `db.engine`)."""
+    return PoolOptions(
+        size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        recycle=settings.database_pool_recycle,
+        timeout=settings.database_pool_timeout,
+        pgbouncer=settings.database_pgbouncer,
+    )
 
 
 def build_accounts(
@@ -35,7 +47,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
         metrics = Metrics()
-        store = Store(settings.database_url)
+        store = Store(settings.database_url, pool_options(settings))
         hub = Hub(metrics)
         broker: Broker
         if settings.uses_memory_broker:

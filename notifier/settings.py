@@ -18,6 +18,11 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///./notifier.db"
+    database_pool_size: int = Field(default=20, ge=1, le=1000)
+    database_max_overflow: int = Field(default=10, ge=0, le=1000)
+    database_pool_recycle: float = Field(default=1800.0, gt=0)
+    database_pool_timeout: float = Field(default=30.0, gt=0)
+    database_pgbouncer: bool = False
     broker_url: str = "memory://"
     broker_channel_prefix: str = Field(default="notifier", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     secret_key: SecretStr = Field(min_length=32)

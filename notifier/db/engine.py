@@ -1,6 +1,8 @@
 """Engine creation, with the per-connection settings each backend needs."""
 
+from dataclasses import dataclass
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
@@ -11,15 +13,63 @@ WRITE = "notifier_write"
 """Execution option marking a connection that will write (see `create_engine`)."""
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    """How a PostgreSQL engine keeps its connections (`NOTIFIER_DATABASE_*` settings)."""
+
+    size: int = 20
+    """Connections kept open for good."""
+    max_overflow: int = 10
+    """Extra connections opened under a burst, closed again when returned."""
+    recycle: float = 1800.0
+    """Seconds after which a connection is replaced at its next checkout."""
+    timeout: float = 30.0
+    """Seconds a request waits for a free connection before failing."""
+    pgbouncer: bool = False
+    """Behind PgBouncer in transaction mode: no prepared statement cache (see below)."""
+
+
+def create_engine(database_url: str, pool: PoolOptions | None = None) -> AsyncEngine:
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        return _create_postgres_engine(url, pool or PoolOptions())
     # Each aiosqlite connection is a thread; keep enough of them open that concurrent
     # requests do not open and close overflow connections (a thread and pragmas each).
     engine = create_async_engine(url, pool_size=16, max_overflow=16)
     configure_sqlite(engine.sync_engine)
     return engine
+
+
+def _create_postgres_engine(url: URL, pool: PoolOptions) -> AsyncEngine:
+    # No pre-ping: it costs a round trip on every checkout. Connections are replaced on a
+    # timer instead (pool_recycle), and a connection found dead by a statement invalidates
+    # every connection opened before it, so a restarted or failed-over server costs the
+    # requests in flight at that moment, not one per pooled connection (see `db.units`,
+    # which retries reads once on a fresh connection). LIFO keeps the idle tail of the
+    # pool idle, so PostgreSQL's idle timeouts and PgBouncer close what is not needed.
+    connect_args: dict[str, Any] = {}
+    if pool.pgbouncer:
+        # Transaction pooling hands each transaction whichever server connection is
+        # free: a statement prepared on one is unknown on the next, and asyncpg's
+        # generated names collide between clients sharing a server connection.
+        connect_args = {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unique_statement_name,
+        }
+    return create_async_engine(
+        url,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_recycle=pool.recycle,
+        pool_timeout=pool.timeout,
+        pool_use_lifo=True,
+        connect_args=connect_args,
+    )
+
+
+def _unique_statement_name() -> str:
+    return f"__notifier_{uuid4().hex}__"
 
 
 def create_sqlite_sync_engine(url: URL, *, pool_size: int, busy_timeout_ms: int) -> Engine:

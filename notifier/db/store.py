@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from notifier.db.engine import WRITE, create_engine
+from notifier.db.engine import WRITE, PoolOptions, create_engine
 from notifier.db.models import Message, Notification, User, utcnow
 from notifier.db.sending import SendOutcome, SendRequest, lock_users_by_id, store_sends
 from notifier.db.units import UnitRunner
@@ -81,13 +81,14 @@ def _notification(row: Row[Any], read: bool | None = None) -> NotificationOut:
 
 
 class Store:
-    def __init__(self, database_url: str) -> None:
-        self.engine: AsyncEngine = create_engine(database_url)
+    def __init__(self, database_url: str, pool: PoolOptions | None = None) -> None:
+        pool = pool or PoolOptions()
+        self.engine: AsyncEngine = create_engine(database_url, pool)
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = async_sessionmaker(
             self.engine.execution_options(**{WRITE: True}), expire_on_commit=False
         )
-        self.units = UnitRunner(self.engine)
+        self.units = UnitRunner(self.engine, pgbouncer=pool.pgbouncer)
         """Runs the hot paths' queries as one function each (see `db.units`)."""
 
     async def close(self) -> None:

@@ -13,23 +13,32 @@ function and run here:
   Writes run on one writer thread, one hand-off per unit, so waiting for the write lock
   (another process, the CLI) or a checkpoint's fsync never stalls the loop.
 - PostgreSQL: `run_sync` on an async connection or session, so asyncpg keeps doing the
-  I/O without threads.
+  I/O without threads. Reads run in autocommit mode: one round trip per statement, where
+  a transaction adds a BEGIN and a ROLLBACK (two more). Behind PgBouncer's transaction
+  pooling they run in a transaction instead, since a statement's prepare and execute must
+  reach the same server connection. A unit that finds its connection dead (a restarted
+  server, a killed backend) runs once more on a fresh one, the pool having by then
+  replaced every connection opened before the failure; a write only when the connection
+  died before its commit was sent (after that, the commit may have happened).
 
 Read units take a Core `Connection` (statements of their own, one snapshot per statement);
 write units take a `Session` and are committed when they return.
 """
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from notifier.db.engine import WRITE, create_sqlite_sync_engine
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 ReadUnit = Callable[[Connection], T]
 WriteUnit = Callable[[Session], T]
@@ -39,9 +48,15 @@ INLINE_READ_BUSY_TIMEOUT_MS = 200
 for it on the event loop."""
 
 
+class _DeadBeforeCommitError(Exception):
+    """A write unit's connection died before its commit was sent."""
+
+
 class UnitRunner:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, engine: AsyncEngine, *, pgbouncer: bool = False) -> None:
+        self._read_engine = (
+            engine if pgbouncer else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._write_engine = engine.execution_options(**{WRITE: True})
         self._sqlite_reads: Engine | None = None
         self._held: Connection | None = None
@@ -60,7 +75,15 @@ class UnitRunner:
         """Run `unit` (statements that only read) and return what it returns."""
         if self._sqlite:
             return unit(self._held_connection())
-        async with self._engine.connect() as connection:
+        try:
+            return await self._read_once(unit)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        return await self._read_once(unit)
+
+    async def _read_once(self, unit: ReadUnit[T]) -> T:
+        async with self._read_engine.connect() as connection:
             return await connection.run_sync(unit)
 
     def _held_connection(self) -> Connection:
@@ -78,9 +101,30 @@ class UnitRunner:
                 self._writer = ThreadPoolExecutor(1, thread_name_prefix="notifier-sqlite-writer")
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._writer, self._write_now, unit)
+        try:
+            return await self._write_once(unit)
+        except _DeadBeforeCommitError as exc:
+            # Nothing was committed: PostgreSQL rolled the transaction back with its backend.
+            logger.warning("database connection lost before commit; retrying once: %s", exc)
+        return await self._write_once(unit)
+
+    async def _write_once(self, unit: WriteUnit[T]) -> T:
         session = AsyncSession(self._write_engine, expire_on_commit=False)
-        async with session, session.begin():
-            return await session.run_sync(unit)
+        async with session:
+            transaction = await session.begin()
+            try:
+                result = await session.run_sync(unit)
+            except DBAPIError as exc:
+                await transaction.rollback()
+                if exc.connection_invalidated:
+                    raise _DeadBeforeCommitError(exc) from exc
+                raise
+            except BaseException:
+                await transaction.rollback()
+                raise
+            # A failure from here on is not retried: the commit may have reached the server.
+            await transaction.commit()
+            return result
 
     def _write_now(self, unit: WriteUnit[T]) -> T:
         assert self._sqlite_writes is not None
