@@ -19,7 +19,7 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./notifier.db"
     database_pool_size: int = Field(default=20, ge=1, le=1000)
-    database_max_overflow: int = Field(default=10, ge=0, le=1000)
+    database_max_overflow: int = Field(default=0, ge=0, le=1000)
     database_pool_recycle: float = Field(default=1800.0, gt=0)
     database_pool_timeout: float = Field(default=30.0, gt=0)
     database_pgbouncer: bool = False

@@ -19,8 +19,10 @@ class PoolOptions:
 
     size: int = 20
     """Connections kept open for good."""
-    max_overflow: int = 10
-    """Extra connections opened under a burst, closed again when returned."""
+    max_overflow: int = 0
+    """Extra connections opened under a burst, closed again when returned to a full pool.
+    None by default: each costs PostgreSQL a backend (a fork and an authentication),
+    where a request waiting a moment for a pooled connection costs nothing."""
     recycle: float = 1800.0
     """Seconds after which a connection is replaced at its next checkout."""
     timeout: float = 30.0
