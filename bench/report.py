@@ -16,6 +16,15 @@ class Row:
     target: str = ""
     ratio_goal: Callable[[float], bool] | None = None
     """When set, whether the Notifier / baseline ratio meets the issue's target."""
+    value_goal: Callable[[float], bool] | None = None
+    """When set, whether the value itself meets the issue's target."""
+    only_postgres: bool = False
+    """Shown for the PostgreSQL + Redis runs only."""
+
+
+POSTGRES_LABEL = "postgres + redis"
+POOL_SIZE = 20
+"""NOTIFIER_DATABASE_POOL_SIZE's default, which the bench servers run with."""
 
 
 def _dig(result: Result, *path: Any) -> Any:
@@ -161,6 +170,34 @@ def s3_rows(key: str) -> list[Row]:
     ]
 
 
+def postgres_rows(key: str, compared: str) -> list[Row]:
+    """PostgreSQL + Redis against SQLite in the same run, and what the database took."""
+    return [
+        Row(
+            key,
+            f"{compared}: PostgreSQL + Redis / SQLite, same run",
+            dig("vs_sqlite"),
+            ">= 0.8",
+            value_goal=lambda ratio: ratio >= 0.8,
+            only_postgres=True,
+        ),
+        Row(
+            key,
+            "database connections opened during the run",
+            dig("database", "sessions"),
+            f"<= {2 * POOL_SIZE} (2x pool)",
+            value_goal=lambda opened: opened <= 2 * POOL_SIZE,
+            only_postgres=True,
+        ),
+        Row(
+            key,
+            "database backends' CPU during the run (s)",
+            dig("database", "backends_cpu_s"),
+            only_postgres=True,
+        ),
+    ]
+
+
 def s4_rows() -> list[Row]:
     key = "S4 slow consumers"
     reading, stuck = ("phases", "all reading"), ("phases", "1% stuck")
@@ -274,7 +311,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _ratio(a: Any, b: Any) -> float | None:
+def ratio_of(a: Any, b: Any) -> float | None:
     if isinstance(a, int | float) and isinstance(b, int | float) and b:
         return a / b
     return None
@@ -292,11 +329,15 @@ def table(rows: list[Row], results: dict[str, dict[str, Result]]) -> list[dict[s
         for label, result in runs.items():
             if label.startswith("baseline"):
                 continue
+            if row.only_postgres and not label.startswith(POSTGRES_LABEL):
+                continue
             value = row.get(result)
-            ratio = _ratio(value, baseline_value)
+            ratio = None if row.only_postgres else ratio_of(value, baseline_value)
             met = None
             if row.ratio_goal is not None and ratio is not None:
                 met = row.ratio_goal(ratio)
+            if row.value_goal is not None and isinstance(value, int | float):
+                met = row.value_goal(value)
             lines.append(
                 {
                     "scenario": row.scenario,

@@ -1,10 +1,14 @@
 """`make bench`: every scenario against Notifier and the tutorial baseline, then the table.
 
     python -m bench [--quick] [--only S2,S3] [--profile S2,S3] [--output-dir bench/results]
+                    [--postgres-workers 2]
 
 Each scenario runs against a fresh `notifier serve` (SQLite, one process) and a fresh
 baseline, one after the other, each pinned to core 0 while the load generator runs in
-its own process on core 1. Writes `bench/results/<date>.json` (`<date>-quick.json` for
+its own process on core 1. S2 and S3 also run on PostgreSQL + Redis (the services on
+127.0.0.1, see bench/postgres.py), on a database created for the run and dropped after,
+counting the connections the server opened; PostgreSQL and Redis are not pinned.
+Writes `bench/results/<date>.json` (`<date>-quick.json` for
 --quick) and prints a Markdown table with Notifier, baseline and their ratio.
 """
 
@@ -27,6 +31,7 @@ from typing import Any
 import orjson
 
 from bench import profile, report
+from bench.postgres import BenchDatabase
 from bench.servers import (
     ADMIN,
     ROOT,
@@ -47,6 +52,8 @@ class ServerConfig:
     kind: str  # "notifier" | "baseline"
     env: dict[str, str] = field(default_factory=dict)
     per_message_deflate: bool = False
+    backend: str = "sqlite"  # "sqlite" (memory broker) | "postgres" (+ Redis)
+    args: tuple[str, ...] = ()
 
 
 NOTIFIER = ServerConfig("notifier", "notifier")
@@ -57,6 +64,16 @@ BASELINE_DEFLATE = ServerConfig("baseline (uvicorn default: deflate on)", "basel
 NOTIFIER_DEFLATE = ServerConfig(
     "deflate on", "notifier", {"NOTIFIER_WS_PER_MESSAGE_DEFLATE": "true"}
 )
+POSTGRES = ServerConfig(report.POSTGRES_LABEL, "notifier", backend="postgres")
+
+
+def postgres_workers(workers: int) -> ServerConfig:
+    return ServerConfig(
+        f"{report.POSTGRES_LABEL}, {workers} workers",
+        "notifier",
+        backend="postgres",
+        args=("--workers", str(workers)),
+    )
 
 
 @dataclass(frozen=True)
@@ -70,10 +87,18 @@ class Scenario:
     params: dict[str, Any]
     servers: tuple[ServerConfig, ...] = (NOTIFIER, BASELINE)
     rows: list[report.Row] = field(default_factory=list)
+    compare: report.Getter | None = None
+    """The figure PostgreSQL + Redis runs are compared on with SQLite (`vs_sqlite`)."""
 
 
-def plan(quick: bool) -> list[Scenario]:
+def plan(quick: bool, postgres_worker_counts: list[int] | None = None) -> list[Scenario]:
     """Full counts follow the issue; --quick keeps every scenario with smaller counts."""
+    on_postgres = (
+        NOTIFIER,
+        POSTGRES,
+        *(postgres_workers(n) for n in postgres_worker_counts or []),
+        BASELINE,
+    )
     sizes = [500] if quick else [1000, 5000, 10000]
     # Per-socket RSS is flat from 1,000 sockets on; 5,000 keeps the full run under 10 min.
     deflate_sizes = [500] if quick else [1000, 5000]
@@ -117,7 +142,9 @@ def plan(quick: bool) -> list[Scenario]:
                 "flat_concurrency": 32,
                 "warm_seconds": 0.5 if quick else 1,
             },
-            rows=report.s2_rows(shown_rates),
+            on_postgres,
+            rows=report.s2_rows(shown_rates) + report.postgres_rows("S2 targeted", "flat out"),
+            compare=report.dig("flat", "throughput"),
         ),
         Scenario(
             s3_small,
@@ -129,7 +156,9 @@ def plan(quick: bool) -> list[Scenario]:
                 "sequential": 3 if quick else 20,
                 "burst": 5 if quick else 30,
             },
-            rows=report.s3_rows(s3_small),
+            on_postgres,
+            rows=report.s3_rows(s3_small) + report.postgres_rows(s3_small, "deliveries/s"),
+            compare=report.dig("back_to_back", "deliveries_per_s"),
         ),
     ]
     if not quick:
@@ -140,7 +169,9 @@ def plan(quick: bool) -> list[Scenario]:
                 "s3_broadcast",
                 10000,
                 {"users": 10000, "sequential": 5, "burst": 5},
-                rows=report.s3_rows(s3_large),
+                on_postgres,
+                rows=report.s3_rows(s3_large) + report.postgres_rows(s3_large, "deliveries/s"),
+                compare=report.dig("back_to_back", "deliveries_per_s"),
             )
         )
     scenarios += [
@@ -213,18 +244,30 @@ def run_one(
     profile_dir: Path | None,
 ) -> dict[str, Any]:
     directory = workdir / f"{scenario.key}-{config.label}".replace(" ", "_").replace("/", "_")
+    database: BenchDatabase | None = None
+    if config.backend == "postgres":
+        database = BenchDatabase.create()
+        try:
+            database.seed(template, scenario.users, directory.with_name(directory.name + "-seed"))
+            sessions_before = database.sessions()
+        except BaseException:
+            database.drop()
+            raise
     if config.kind == "notifier":
-        server = notifier_server(template, directory, scenario.users, config.label, config.env)
+        env = {**config.env, **(database.server_env() if database else {})}
+        server = notifier_server(
+            template, directory, scenario.users, config.label, env, config.args
+        )
     else:
         server = baseline_server(
             template.secret_key, directory, config.label, config.per_message_deflate
         )
     load_before = loadavg()
     started = time.monotonic()
-    server.start()
     profiler = None
     extra: dict[str, Any] = {}
     try:
+        server.start()
         if config.kind == "notifier":
             extra["seeded_user_login_status"] = server.login(f"{USER_PREFIX}00000", USER_PASSWORD)
         if profile_dir is not None:
@@ -254,10 +297,19 @@ def run_one(
                 print(profile.as_text(summary, f"profile {scenario.key} / {config.label}"))
             else:
                 extra["profile"] = {"error": messages[-2000:]}
+        if database is not None:
+            # The pool's backends live through the run: their CPU is the database's share.
+            extra["database"] = {"backends_cpu_s": round(database.backends_cpu_seconds(), 2)}
     finally:
         if profiler is not None and profiler.poll() is None:
             profile.stop(profiler)
         server.stop()
+        if database is not None:
+            try:
+                if "database" in extra:
+                    extra["database"]["sessions"] = database.sessions() - sessions_before
+            finally:
+                database.drop()
     if "error" in result:
         result["server_log"] = server.log_tail()
     result.update(extra)
@@ -287,7 +339,13 @@ def main() -> None:
     )
     parser.add_argument("--output-dir", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--postgres-workers",
+        default="",
+        help="also run S2 and S3 on PostgreSQL + Redis with `serve --workers N`, e.g. 2",
+    )
     args = parser.parse_args()
+    worker_counts = [int(n) for n in args.postgres_workers.split(",") if n.strip()]
     only = [p.strip() for p in args.only.split(",") if p.strip()]
     profiled = [p.strip() for p in args.profile.split(",") if p.strip()]
 
@@ -303,7 +361,9 @@ def main() -> None:
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
 
-    scenarios = [s for s in plan(args.quick) if not only or s.short.startswith(tuple(only))]
+    scenarios = [
+        s for s in plan(args.quick, worker_counts) if not only or s.short.startswith(tuple(only))
+    ]
     results: dict[str, dict[str, Any]] = {}
     rows: list[report.Row] = []
     try:
@@ -320,6 +380,11 @@ def main() -> None:
                     profile_dir if wants_profile and config.kind == "notifier" else None,
                 )
                 results[scenario.key][config.label] = result
+                if config.backend == "postgres" and scenario.compare is not None:
+                    result["vs_sqlite"] = report.ratio_of(
+                        scenario.compare(result),
+                        scenario.compare(results[scenario.key]["notifier"]),
+                    )
                 state = "FAILED: " + result["error"][-300:] if "error" in result else "done"
                 print(
                     f"[{time.monotonic() - started:6.1f}s] {scenario.key} / {config.label}: "

@@ -169,15 +169,21 @@ class ServerProcess:
 
 
 def notifier_server(
-    template: Template, directory: Path, users: int, label: str, env: dict[str, str]
+    template: Template,
+    directory: Path,
+    users: int,
+    label: str,
+    env: dict[str, str],
+    args: tuple[str, ...] = (),
 ) -> ServerProcess:
     template.copy(directory, users)
-    server_pin, _ = pinning()
+    # Several workers share core 0 if pinned: leave them to the scheduler instead.
+    server_pin = pinning()[0] if "--workers" not in args else []
     return ServerProcess(
         kind="notifier",
         label=label,
         directory=directory,
-        command=[*server_pin, sys.executable, "-m", "notifier", "serve"],
+        command=[*server_pin, sys.executable, "-m", "notifier", "serve", *args],
         env=clean_env(**env),
     )
 
