@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, overload
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import String, any_, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -130,21 +130,30 @@ class SendResult:
 SendOutcome = SendResult | UnknownUsersError | IdempotencyKeyReusedError
 
 
-_MOVE_HEAD = (
-    update(User.__table__)
-    .where(User.__table__.c.id == bindparam("user_id"))
-    .values(last_notification_id=bindparam("head"), unread_count=bindparam("unread_count"))
+_NAMES = postgresql.ARRAY(String)
+_MOVE_HEADS = text(
+    "UPDATE users SET last_notification_id = moved.head, unread_count = moved.unread_count"
+    " FROM unnest(CAST(:ids AS bigint[]), CAST(:heads AS bigint[]), CAST(:counts AS integer[]))"
+    " AS moved(id, head, unread_count) WHERE users.id = moved.id"
 )
+"""PostgreSQL: move every touched user's stream head and unread count at once."""
 
 _LOCKED_COLUMNS = (User.id, User.username, User.last_notification_id, User.unread_count)
 
 
 def lock_users(session: Session, usernames: Sequence[str] | None) -> list[LockedUser]:
     """Lock the named users' rows (every user's when None), in id order."""
-    query = select(*_LOCKED_COLUMNS)
-    if usernames is not None:
+    connection = session.connection()
+    query = select(*_LOCKED_COLUMNS).order_by(User.id).with_for_update()
+    parameters = {}
+    if usernames is not None and connection.dialect.name == "postgresql":
+        # One array parameter: the same statement (prepared once per connection) whatever
+        # the number of recipients, where IN renders one placeholder per name.
+        query = query.where(User.username == any_(bindparam("names", type_=_NAMES)))
+        parameters = {"names": list(usernames)}
+    elif usernames is not None:
         query = query.where(User.username.in_(usernames))
-    rows = session.connection().execute(query.order_by(User.id).with_for_update())
+    rows = connection.execute(query, parameters)
     return [LockedUser(*row) for row in rows]
 
 
@@ -313,13 +322,16 @@ def _insert(
                 [(u.head, u.unread_count, u.id) for u in touched.values()],
             )
         else:
-            # Core executemany by primary key: the ORM's bulk UPDATE costs several times more.
+            # One statement over three arrays, whatever the number of users: an
+            # executemany runs (and PostgreSQL plans) one UPDATE per user of a broadcast.
+            users = list(touched.values())
             connection.execute(
-                _MOVE_HEAD,
-                [
-                    {"user_id": u.id, "head": u.head, "unread_count": u.unread_count}
-                    for u in touched.values()
-                ],
+                _MOVE_HEADS,
+                {
+                    "ids": [u.id for u in users],
+                    "heads": [u.head for u in users],
+                    "counts": [u.unread_count for u in users],
+                },
             )
     return batches
 
