@@ -2,11 +2,14 @@
 refresh-token rotation, revocation, socket tickets and the public key set."""
 
 import time
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
 from notifier.api.errors import THROTTLED, throttled, unauthorized_login
 from notifier.auth.accounts import AccountDisabled, InvalidCredentials
@@ -22,32 +25,113 @@ from notifier.auth.sessions import InvalidGrant, TokenPair
 from notifier.auth.throttle import LoginThrottled
 from notifier.auth.tokens import TokenError
 from notifier.runtime import Runtime
-from notifier.schemas import OAuthError, SessionInfo, Token, TokenForm, WsTicketOut
-
-router = APIRouter(tags=["auth"])
+from notifier.schemas import (
+    OAuthError,
+    OAuthValidationError,
+    SessionInfo,
+    Token,
+    TokenForm,
+    WsTicketOut,
+)
 
 # RFC 6749 5.1: responses carrying tokens must not be cached.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
+INVALID_REQUEST = "invalid_request"
+INVALID_GRANT = "invalid_grant"
+UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
+
+MALFORMED: dict[int | str, dict[str, Any]] = {
+    422: {
+        "model": OAuthValidationError,
+        "description": "A missing or malformed field (`invalid_request`)",
+    }
+}
 TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": OAuthError, "description": "Refresh token refused, or unknown grant_type"},
-    401: {"description": "Wrong username or password"},
-    403: {"description": "The account is disabled"},
-    **THROTTLED,
+    400: {
+        "model": OAuthError,
+        "description": "Refresh token refused (`invalid_grant`), or another grant_type "
+        "(`unsupported_grant_type`)",
+    },
+    401: {
+        "model": OAuthError,
+        "description": "Wrong username or password (`invalid_grant`)",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    },
+    403: {"model": OAuthError, "description": "The account is disabled (`invalid_grant`)"},
+    429: {**THROTTLED[429], "model": OAuthError},
+    **MALFORMED,
+}
+REVOKE_ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Revoked, or not a token this server knows (RFC 7009)"},
+    400: {"model": OAuthError, "description": "No `token` field (`invalid_request`)"},
+    **MALFORMED,
 }
 
 
 class OAuthErrorResponse(Exception):
-    def __init__(self, error: str, detail: str) -> None:
-        super().__init__(detail)
+    """A refusal by an OAuth2 endpoint, answered as RFC 6749 5.2 says: `error` (the code
+    clients branch on) and `error_description`, plus `detail` like every other route."""
+
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        status_code: int = status.HTTP_400_BAD_REQUEST,
+        headers: Mapping[str, str] | None = None,
+        detail: object = None,
+    ) -> None:
+        super().__init__(description)
         self.error = error
-        self.detail = detail
+        self.description = description
+        self.status_code = status_code
+        self.headers = dict(headers or {})
+        self.detail = description if detail is None else detail
+
+    @classmethod
+    def of(cls, error: str, refusal: HTTPException) -> "OAuthErrorResponse":
+        """The OAuth2 form of a refusal the API words the same way elsewhere."""
+        return cls(error, str(refusal.detail), refusal.status_code, refusal.headers)
 
 
 def oauth_error_response(exc: OAuthErrorResponse) -> JSONResponse:
-    return JSONResponse(
-        {"detail": exc.detail, "error": exc.error}, status_code=400, headers=NO_STORE
-    )
+    body = {"error": exc.error, "error_description": exc.description, "detail": exc.detail}
+    return JSONResponse(body, status_code=exc.status_code, headers={**NO_STORE, **exc.headers})
+
+
+def _describe(errors: Any) -> str:
+    """`username: Field required; ...` from FastAPI's errors, without echoing input."""
+    parts = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ()) if part != "body"]
+        parts.append(f"{'.'.join(location) or 'body'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "malformed request"
+
+
+class OAuthRoute(APIRoute):
+    """A route whose malformed requests get the OAuth2 body (`invalid_request`, with
+    FastAPI's usual `detail` list), so OAuth2 client libraries raise their error for it."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handle_oauth(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except RequestValidationError as exc:
+                errors = exc.errors()
+                raise OAuthErrorResponse(
+                    INVALID_REQUEST,
+                    _describe(errors),
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    detail=jsonable_encoder(errors),
+                ) from exc
+
+        return handle_oauth
+
+
+# Every route here takes only OAuth2 forms (or nothing), so all of them answer like that.
+router = APIRouter(tags=["auth"], route_class=OAuthRoute)
 
 
 def _missing(*fields: str) -> RequestValidationError:
@@ -64,10 +148,10 @@ async def _grant(runtime: Runtime, request: Request, form: TokenForm) -> TokenPa
         try:
             return await runtime.accounts.sessions.refresh(form.refresh_token)
         except InvalidGrant as exc:
-            raise OAuthErrorResponse("invalid_grant", exc.reason) from exc
+            raise OAuthErrorResponse(INVALID_GRANT, exc.reason) from exc
     if form.grant_type != "password":
         raise OAuthErrorResponse(
-            "unsupported_grant_type", "grant_type must be password or refresh_token"
+            UNSUPPORTED_GRANT_TYPE, "grant_type must be password or refresh_token"
         )
     missing = [name for name in ("username", "password") if not getattr(form, name)]
     if missing:
@@ -75,12 +159,14 @@ async def _grant(runtime: Runtime, request: Request, form: TokenForm) -> TokenPa
     assert form.username is not None and form.password is not None
     try:
         return await runtime.accounts.login(form.username, form.password, client_address(request))
+    # All three are `invalid_grant`: RFC 6749 5.2 names no other code for resource owner
+    # credentials that cannot be used, and clients branch on status and Retry-After.
     except LoginThrottled as exc:
-        raise throttled(exc.retry_after) from exc
+        raise OAuthErrorResponse.of(INVALID_GRANT, throttled(exc.retry_after)) from exc
     except InvalidCredentials as exc:
-        raise unauthorized_login() from exc
+        raise OAuthErrorResponse.of(INVALID_GRANT, unauthorized_login()) from exc
     except AccountDisabled as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="user disabled") from exc
+        raise OAuthErrorResponse(INVALID_GRANT, "user disabled", status.HTTP_403_FORBIDDEN) from exc
 
 
 def token_body(pair: TokenPair, response: Response) -> Token:
@@ -161,10 +247,7 @@ async def close_session(
     "/token/revoke",
     status_code=status.HTTP_200_OK,
     response_class=Response,
-    responses={
-        200: {"description": "Revoked, or not a token this server knows (RFC 7009)"},
-        400: {"model": OAuthError, "description": "No `token` field"},
-    },
+    responses=REVOKE_ERRORS,
     summary="Revoke a token (RFC 7009)",
 )
 async def revoke_token(
@@ -175,7 +258,7 @@ async def revoke_token(
     """Revoke the session an access or refresh token belongs to: every token of that
     login stops working and its sockets close with 1008 "token revoked"."""
     if not token:
-        raise OAuthErrorResponse("invalid_request", "the form field `token` is required")
+        raise OAuthErrorResponse(INVALID_REQUEST, "the form field `token` is required")
     await runtime.accounts.sessions.revoke(token, token_type_hint)
     return Response(status_code=status.HTTP_200_OK, headers=NO_STORE)
 
