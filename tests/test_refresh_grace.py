@@ -31,13 +31,12 @@ def _start(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Ser
 
 
 @pytest.fixture(scope="module")
-def grace_servers(request, backend, tmp_path_factory) -> Iterator[tuple[ServerProcess, ...]]:
-    """Two processes on one database and broker, with the default grace (10 s)."""
-    first = _start(tmp_path_factory, backend_env(request, backend))
+def grace_servers(server, tmp_path_factory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """The shared server (default grace, 10 s) and a second process on its database and
+    broker."""
     shared = ("NOTIFIER_DATABASE_URL", "NOTIFIER_BROKER_URL", "NOTIFIER_BROKER_CHANNEL_PREFIX")
-    second = _start(tmp_path_factory, {k: first.env()[k] for k in shared if k in first.env()})
-    yield first, second
-    first.stop()
+    second = _start(tmp_path_factory, {k: server.env()[k] for k in shared if k in server.env()})
+    yield server, second
     second.stop()
 
 
