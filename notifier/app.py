@@ -10,7 +10,7 @@ from starlette.types import Receive, Scope, Send
 
 from notifier import __version__
 from notifier.api import auth, health, inbox, metrics, notifications, pages, users, ws
-from notifier.api.auth import OAuthErrorResponse, oauth_error_response
+from notifier.api.oauth_errors import OAuthErrorResponse, oauth_error_response
 from notifier.db.sending import IdempotencyKeyReusedError, UnknownUsersError
 from notifier.db.store import UsernameTakenError
 from notifier.gc_tuning import tune_for_many_sockets

@@ -63,8 +63,21 @@ class TokenForm(BaseModel):
 
 
 class OAuthError(BaseModel):
-    detail: str
-    error: str = Field(description="RFC 6749 error code, e.g. `invalid_grant`.")
+    """A refusal of `POST /token`, `POST /session` or `POST /token/revoke` (RFC 6749 5.2)."""
+
+    error: str = Field(description="RFC 6749 / RFC 7009 error code, e.g. `invalid_grant`.")
+    error_description: str = Field(description="What went wrong, for people.")
+    detail: str = Field(description="The same text as `error_description`.")
+
+
+class OAuthValidationError(BaseModel):
+    """A malformed request to those routes: RFC 6749's code with FastAPI's field errors."""
+
+    error: Literal["invalid_request"]
+    error_description: str = Field(description="The fields at fault and why, for people.")
+    detail: list[dict[str, Any]] = Field(
+        description="FastAPI's validation errors: `type`, `loc`, `msg` (as on other routes)."
+    )
 
 
 class WsTicketOut(BaseModel):

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     jwt_public_key_files: Annotated[list[Path], NoDecode] = []
     access_token_ttl: int = Field(default=3600, gt=0)
     refresh_token_ttl: int = Field(default=30 * 24 * 3600, gt=0)
+    # Long windows would let a thief's copy of a just-spent refresh token through unnoticed.
+    refresh_reuse_grace: int = Field(default=10, ge=0, le=300)
     token_expiry_warning: float = Field(default=60.0, ge=0)
     allowed_origins: Annotated[list[str], NoDecode] = []
     cookie_secure: bool = False

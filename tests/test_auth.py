@@ -88,7 +88,11 @@ async def test_wrong_password_and_unknown_user_look_the_same(api) -> None:
         assert response.headers["www-authenticate"] == "Bearer"
         assert "set-cookie" not in response.headers
     assert wrong_password.content == unknown_user.content
-    assert wrong_password.json() == {"detail": "incorrect username or password"}
+    assert wrong_password.json() == {
+        "error": "invalid_grant",
+        "error_description": "incorrect username or password",
+        "detail": "incorrect username or password",
+    }
 
 
 async def test_password_and_username_are_exact(api) -> None:

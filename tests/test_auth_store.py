@@ -88,6 +88,51 @@ async def test_concurrent_rotations_of_one_token_let_exactly_one_through(stores)
     assert set(outcomes) <= {"rotated", "reused"}
 
 
+async def test_within_the_grace_every_concurrent_rotation_gets_a_successor(stores) -> None:
+    store, auth = stores
+    user_id, name = await _user(store)
+    now = int(time.time())
+    session_id = await _session(auth, user_id, f"tabs-{user_id}", now)
+    results = await asyncio.gather(
+        *(
+            auth.rotate_refresh(
+                f"tabs-{user_id}", f"tab-{user_id}-{i}", now, now + 100, now + 100, 10
+            )
+            for i in range(8)
+        )
+    )
+    outcomes = sorted(result.outcome.value for result in results)
+    assert outcomes == ["reissued"] * 7 + ["rotated"], outcomes
+    assert {result.session_id for result in results} == {session_id}
+    assert (await auth.credentials(name, session_id)).session_revoked is False
+    # Each successor is usable once, and the session stays live.
+    for i in range(8):
+        spent = await auth.rotate_refresh(
+            f"tab-{user_id}-{i}", f"next-{user_id}-{i}", now + 1, now + 100, now + 100, 10
+        )
+        assert spent.outcome is Rotation.ROTATED
+    assert (await auth.credentials(name, session_id)).session_revoked is False
+
+
+async def test_the_grace_is_counted_from_the_first_use(stores) -> None:
+    store, auth = stores
+    user_id, name = await _user(store)
+    now = int(time.time())
+    session_id = await _session(auth, user_id, f"g-{user_id}", now)
+    rotate = auth.rotate_refresh
+    first = await rotate(f"g-{user_id}", f"g1-{user_id}", now, now + 100, now + 100, 5)
+    assert first.outcome is Rotation.ROTATED
+    # A reissue at the window's last second does not move the window.
+    last = await rotate(f"g-{user_id}", f"g2-{user_id}", now + 5, now + 100, now + 100, 5)
+    assert last.outcome is Rotation.REISSUED
+    late = await rotate(f"g-{user_id}", f"g3-{user_id}", now + 6, now + 100, now + 100, 5)
+    assert late.outcome is Rotation.REUSED
+    assert (await auth.credentials(name, session_id)).session_revoked is True
+    for successor in (f"g1-{user_id}", f"g2-{user_id}"):
+        dead = await rotate(successor, f"x-{successor}", now + 6, now + 100, now + 100, 5)
+        assert dead.outcome is Rotation.REVOKED
+
+
 async def test_unknown_and_expired_refresh_tokens(stores) -> None:
     store, auth = stores
     user_id, _name = await _user(store)

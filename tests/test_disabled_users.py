@@ -43,7 +43,11 @@ async def test_disabling_ends_everything(api) -> None:
     assert (await refresh(api, pair["refresh_token"])).json()["detail"] == "user disabled"
     login = await api.client.post("/token", data={"username": username, "password": USER_PASSWORD})
     assert login.status_code == 403
-    assert login.json() == {"detail": "user disabled"}
+    assert login.json() == {
+        "error": "invalid_grant",
+        "error_description": "user disabled",
+        "detail": "user disabled",
+    }
     async with websockets.connect(f"{api.server.ws_url}?token={pair['access_token']}") as ws:
         assert await closed_with(ws) == (1008, "user disabled")
     # Notifications for a disabled user are still stored (an admin may enable them again).

@@ -48,7 +48,8 @@ def _retry_after(response) -> int:
     assert response.status_code == 429, response.text
     seconds = int(response.headers["retry-after"])
     assert 0 < seconds <= 30
-    assert response.json() == {"detail": f"too many failed logins; retry in {seconds} seconds"}
+    text = f"too many failed logins; retry in {seconds} seconds"
+    assert response.json() == {"error": "invalid_grant", "error_description": text, "detail": text}
     return seconds
 
 

@@ -64,8 +64,9 @@ async def test_revoke_without_token_field(api) -> None:
     response = await api.client.post("/token/revoke", data={})
     assert response.status_code == 400
     assert response.json() == {
-        "detail": "the form field `token` is required",
         "error": "invalid_request",
+        "error_description": "the form field `token` is required",
+        "detail": "the form field `token` is required",
     }
 
 

@@ -4,11 +4,18 @@ refresh-token rotation, revocation, socket tickets and the public key set."""
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 
 from notifier.api.errors import THROTTLED, throttled, unauthorized_login
+from notifier.api.oauth_errors import (
+    INVALID_GRANT,
+    INVALID_REQUEST,
+    NO_STORE,
+    UNSUPPORTED_GRANT_TYPE,
+    OAuthErrorResponse,
+    OAuthRoute,
+)
 from notifier.auth.accounts import AccountDisabled, InvalidCredentials
 from notifier.auth.deps import (
     COOKIE_NAME,
@@ -22,32 +29,45 @@ from notifier.auth.sessions import InvalidGrant, TokenPair
 from notifier.auth.throttle import LoginThrottled
 from notifier.auth.tokens import TokenError
 from notifier.runtime import Runtime
-from notifier.schemas import OAuthError, SessionInfo, Token, TokenForm, WsTicketOut
+from notifier.schemas import (
+    OAuthError,
+    OAuthValidationError,
+    SessionInfo,
+    Token,
+    TokenForm,
+    WsTicketOut,
+)
 
-router = APIRouter(tags=["auth"])
-
-# RFC 6749 5.1: responses carrying tokens must not be cached.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
+MALFORMED: dict[int | str, dict[str, Any]] = {
+    422: {
+        "model": OAuthValidationError,
+        "description": "A missing or malformed field (`invalid_request`)",
+    }
+}
 TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": OAuthError, "description": "Refresh token refused, or unknown grant_type"},
-    401: {"description": "Wrong username or password"},
-    403: {"description": "The account is disabled"},
-    **THROTTLED,
+    400: {
+        "model": OAuthError,
+        "description": "Refresh token refused (`invalid_grant`), or another grant_type "
+        "(`unsupported_grant_type`)",
+    },
+    401: {
+        "model": OAuthError,
+        "description": "Wrong username or password (`invalid_grant`)",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    },
+    403: {"model": OAuthError, "description": "The account is disabled (`invalid_grant`)"},
+    429: {**THROTTLED[429], "model": OAuthError},
+    **MALFORMED,
+}
+REVOKE_ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Revoked, or not a token this server knows (RFC 7009)"},
+    400: {"model": OAuthError, "description": "No `token` field (`invalid_request`)"},
+    **MALFORMED,
 }
 
 
-class OAuthErrorResponse(Exception):
-    def __init__(self, error: str, detail: str) -> None:
-        super().__init__(detail)
-        self.error = error
-        self.detail = detail
-
-
-def oauth_error_response(exc: OAuthErrorResponse) -> JSONResponse:
-    return JSONResponse(
-        {"detail": exc.detail, "error": exc.error}, status_code=400, headers=NO_STORE
-    )
+# Every route here takes only OAuth2 forms (or nothing), so all of them answer like that.
+router = APIRouter(tags=["auth"], route_class=OAuthRoute)
 
 
 def _missing(*fields: str) -> RequestValidationError:
@@ -64,10 +84,10 @@ async def _grant(runtime: Runtime, request: Request, form: TokenForm) -> TokenPa
         try:
             return await runtime.accounts.sessions.refresh(form.refresh_token)
         except InvalidGrant as exc:
-            raise OAuthErrorResponse("invalid_grant", exc.reason) from exc
+            raise OAuthErrorResponse(INVALID_GRANT, exc.reason) from exc
     if form.grant_type != "password":
         raise OAuthErrorResponse(
-            "unsupported_grant_type", "grant_type must be password or refresh_token"
+            UNSUPPORTED_GRANT_TYPE, "grant_type must be password or refresh_token"
         )
     missing = [name for name in ("username", "password") if not getattr(form, name)]
     if missing:
@@ -75,12 +95,14 @@ async def _grant(runtime: Runtime, request: Request, form: TokenForm) -> TokenPa
     assert form.username is not None and form.password is not None
     try:
         return await runtime.accounts.login(form.username, form.password, client_address(request))
+    # All three are `invalid_grant`: RFC 6749 5.2 names no other code for resource owner
+    # credentials that cannot be used, and clients branch on status and Retry-After.
     except LoginThrottled as exc:
-        raise throttled(exc.retry_after) from exc
+        raise OAuthErrorResponse.of(INVALID_GRANT, throttled(exc.retry_after)) from exc
     except InvalidCredentials as exc:
-        raise unauthorized_login() from exc
+        raise OAuthErrorResponse.of(INVALID_GRANT, unauthorized_login()) from exc
     except AccountDisabled as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="user disabled") from exc
+        raise OAuthErrorResponse(INVALID_GRANT, "user disabled", status.HTTP_403_FORBIDDEN) from exc
 
 
 def token_body(pair: TokenPair, response: Response) -> Token:
@@ -161,10 +183,7 @@ async def close_session(
     "/token/revoke",
     status_code=status.HTTP_200_OK,
     response_class=Response,
-    responses={
-        200: {"description": "Revoked, or not a token this server knows (RFC 7009)"},
-        400: {"model": OAuthError, "description": "No `token` field"},
-    },
+    responses=REVOKE_ERRORS,
     summary="Revoke a token (RFC 7009)",
 )
 async def revoke_token(
@@ -175,7 +194,7 @@ async def revoke_token(
     """Revoke the session an access or refresh token belongs to: every token of that
     login stops working and its sockets close with 1008 "token revoked"."""
     if not token:
-        raise OAuthErrorResponse("invalid_request", "the form field `token` is required")
+        raise OAuthErrorResponse(INVALID_REQUEST, "the form field `token` is required")
     await runtime.accounts.sessions.revoke(token, token_type_hint)
     return Response(status_code=status.HTTP_200_OK, headers=NO_STORE)
 

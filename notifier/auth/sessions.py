@@ -2,7 +2,9 @@
 
 A login opens a session; its access tokens carry the session id as `sid`, and its
 refresh tokens are stored by digest under it. Each refresh spends one refresh token and
-issues the next; a spent token presented again revokes the whole session. Revoking a
+issues the next; a spent token presented again revokes the whole session, unless it comes
+within the reuse grace of its first use (parallel tabs, a retried request): then it gets
+another successor in the same session and nothing is revoked. Revoking a
 session (or every session of a user) also closes the sockets it authenticated, on every
 worker, through `close_sockets`.
 """
@@ -58,11 +60,13 @@ class Sessions:
         tokens: TokenCodec,
         refresh_ttl: int,
         close_sockets: CloseSockets | None,
+        reuse_grace: int = 0,
     ) -> None:
         self._store = store
         self._tokens = tokens
         self._refresh_ttl = refresh_ttl
         self._close_sockets = close_sockets
+        self._reuse_grace = reuse_grace
 
     async def open(self, user: StoredUser) -> TokenPair:
         session_id = secrets.token_urlsafe(16)
@@ -93,13 +97,16 @@ class Sessions:
             now,
             refresh_expires_at,
             max(refresh_expires_at, now + self._tokens.ttl),
+            self._reuse_grace,
         )
-        if result.outcome is not Rotation.ROTATED:
+        if result.outcome not in (Rotation.ROTATED, Rotation.REISSUED):
             if result.outcome is Rotation.REUSED and result.user and result.session_id:
                 logger.warning("refresh token reused for %s: session revoked", result.user.username)
                 await self._close(result.user.username, closes.TOKEN_REVOKED, [result.session_id])
             raise InvalidGrant(_ROTATION_ERRORS[result.outcome])
         assert result.user is not None and result.session_id is not None
+        if result.outcome is Rotation.REISSUED:
+            logger.info("refresh token of %s reused within the grace", result.user.username)
         access = self._tokens.issue(result.user.username, result.user.is_admin, result.session_id)
         return TokenPair(access, successor, result.session_id)
 

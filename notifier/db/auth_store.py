@@ -55,6 +55,8 @@ class AccountFlags:
 
 class Rotation(enum.Enum):
     ROTATED = "rotated"
+    REISSUED = "reissued"
+    """Spent, but within the reuse grace: another successor was issued, nothing revoked."""
     UNKNOWN = "unknown"
     REUSED = "reused"
     REVOKED = "revoked"
@@ -234,11 +236,14 @@ class AuthStore:
         now: int,
         refresh_expires_at: int,
         session_expires_at: int,
+        reuse_grace: int = 0,
     ) -> RotationResult:
         """Spend a refresh token and store its successor, or say why it cannot be spent.
 
         Spending a token that was already spent revokes its whole session: either the
-        client or a thief holds a copy, and the server cannot tell which.
+        client or a thief holds a copy, and the server cannot tell which. Within
+        `reuse_grace` seconds of its first use it is instead exchanged again (two tabs,
+        a retried request): each such exchange stores another successor, each usable once.
         """
         async with self._write() as session:
             spent = await session.execute(
@@ -257,7 +262,7 @@ class AuthStore:
             if row is None:
                 return RotationResult(Rotation.UNKNOWN)
             token, auth_session, user = row
-            result = _rotation_blocker(spent.rowcount, token, auth_session, user, now)
+            result = _rotation_blocker(spent.rowcount, token, auth_session, user, now, reuse_grace)
             if result is not None:
                 if result is Rotation.REUSED and auth_session.revoked_at is None:
                     auth_session.revoked_at = now
@@ -280,7 +285,8 @@ class AuthStore:
                 )
             )
             auth_session.expires_at = max(auth_session.expires_at, session_expires_at)
-            return RotationResult(Rotation.ROTATED, _stored_user(user), auth_session.id)
+            outcome = Rotation.ROTATED if spent.rowcount else Rotation.REISSUED
+            return RotationResult(outcome, _stored_user(user), auth_session.id)
 
     async def session_of_refresh(self, token_hash: str) -> tuple[str, str] | None:
         """(session id, username) of a refresh token, spent or not."""
@@ -488,9 +494,15 @@ async def _revoke_all(session: AsyncSession, user_id: int, now: int, reason: str
 
 
 def _rotation_blocker(
-    spent_now: int, token: RefreshToken, auth_session: AuthSession, user: User, now: int
+    spent_now: int,
+    token: RefreshToken,
+    auth_session: AuthSession,
+    user: User,
+    now: int,
+    reuse_grace: int,
 ) -> Rotation | None:
-    if spent_now == 0:
+    # Spent by an earlier request (this statement waited for its row lock, or came later).
+    if spent_now == 0 and not _within_grace(token.used_at, now, reuse_grace):
         return Rotation.REUSED
     if user.disabled:
         return Rotation.DISABLED
@@ -499,3 +511,9 @@ def _rotation_blocker(
     if token.expires_at < now:
         return Rotation.EXPIRED
     return None
+
+
+def _within_grace(used_at: int | None, now: int, reuse_grace: int) -> bool:
+    """Whether a spent token may be exchanged again. Instants are whole seconds, so the
+    window lasts at least `reuse_grace` seconds and less than one more."""
+    return reuse_grace > 0 and used_at is not None and now - used_at <= reuse_grace

@@ -1,0 +1,247 @@
+"""The OAuth2 client libraries Notifier's users run, against the real server: Authlib
+(httpx) and requests-oauthlib (`LegacyApplicationClient`, the password grant).
+
+Every refusal of `POST /token` must raise the library's OAuth error with the RFC 6749
+`error` code and the server's text as its description, never be stored as a token; the
+happy paths (login, requests, refresh, revocation) keep working.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
+from conftest import USER_PASSWORD, Api, ServerProcess, unique_name
+from oauthlib.oauth2 import InvalidGrantError, LegacyApplicationClient
+from requests_oauthlib import OAuth2Session
+from sessions import status_with
+
+MAX_FAILURES = 2
+GRACE = 1
+REUSED = "refresh token reused; the session is revoked"
+
+
+@pytest.fixture(scope="module")
+def oauth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(
+        tmp_path_factory.mktemp("oauth-clients"),
+        env_overrides={
+            "NOTIFIER_LOGIN_MAX_FAILURES_PER_USER": str(MAX_FAILURES),
+            # Each test fails logins for users of its own; the address limit is not tested here.
+            "NOTIFIER_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000",
+            "NOTIFIER_REFRESH_REUSE_GRACE": str(GRACE),
+        },
+    )
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+async def api(oauth_server, api_for) -> AsyncIterator[Api]:
+    async with api_for(oauth_server) as api:
+        yield api
+
+
+@pytest.fixture
+async def authlib_client(oauth_server) -> AsyncIterator[AsyncOAuth2Client]:
+    async with AsyncOAuth2Client(
+        base_url=oauth_server.base_url, token_endpoint=f"{oauth_server.base_url}/token"
+    ) as client:
+        yield client
+
+
+def _token_url(proc: ServerProcess) -> str:
+    return f"{proc.base_url}/token"
+
+
+@pytest.fixture
+def plain_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    """oauthlib refuses http:// unless told this is a local test (its documented switch)."""
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+
+
+def _requests_session() -> OAuth2Session:
+    return OAuth2Session(client=LegacyApplicationClient(client_id="notifier-tests"))
+
+
+async def _wrong_password(api: Api) -> tuple[str, str]:
+    return await api.create_user(), USER_PASSWORD + "-wrong"
+
+
+async def _unknown_user(_api: Api) -> tuple[str, str]:
+    return unique_name("nobody"), USER_PASSWORD
+
+
+async def _disabled_user(api: Api) -> tuple[str, str]:
+    username = await api.create_user()
+    response = await api.client.patch(
+        f"/users/{username}", json={"disabled": True}, headers=await api.admin_headers()
+    )
+    assert response.status_code == 200, response.text
+    return username, USER_PASSWORD
+
+
+async def _throttled_user(api: Api) -> tuple[str, str]:
+    username = await api.create_user()
+    for _ in range(MAX_FAILURES):
+        failed = await api.client.post("/token", data={"username": username, "password": "nope"})
+        assert failed.status_code == 401, failed.text
+    return username, USER_PASSWORD  # even the right password waits
+
+
+LOGIN_REFUSALS = {
+    "wrong password": (_wrong_password, 401, "incorrect username or password"),
+    "unknown user": (_unknown_user, 401, "incorrect username or password"),
+    "disabled user": (_disabled_user, 403, "user disabled"),
+    "throttled": (_throttled_user, 429, "too many failed logins; retry in "),
+}
+
+
+async def _login_pair(api: Api, username: str) -> dict[str, Any]:
+    response = await api.client.post(
+        "/token", data={"username": username, "password": USER_PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def _spent_refresh_token(api: Api) -> str:
+    """A refresh token used once, now past the reuse grace."""
+    pair = await _login_pair(api, await api.create_user())
+    data = {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}
+    assert (await api.client.post("/token", data=data)).status_code == 200
+    await asyncio.sleep(GRACE + 1.2)
+    return pair["refresh_token"]
+
+
+# --- Authlib ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", LOGIN_REFUSALS)
+async def test_authlib_raises_its_oauth_error_for_each_login_refusal(
+    api, authlib_client, case
+) -> None:
+    make_user, status, description = LOGIN_REFUSALS[case]
+    username, password = await make_user(api)
+    with pytest.raises(OAuthError) as refused:
+        await authlib_client.fetch_token(username=username, password=password)
+    exc = refused.value
+    print(f"Authlib, {case}: {type(exc)} error={exc.error!r} description={exc.description!r}")
+    assert refused.value.error == "invalid_grant"
+    assert refused.value.description.startswith(description)
+    assert not authlib_client.token  # nothing was stored as a token
+    # And the raw answer keeps its status and headers.
+    raw = await api.client.post("/token", data={"username": username, "password": password})
+    assert raw.status_code == status
+    assert raw.headers["cache-control"] == "no-store"
+    if status == 401:
+        assert raw.headers["www-authenticate"] == "Bearer"
+    if status == 429:
+        assert int(raw.headers["retry-after"]) > 0
+
+
+async def test_authlib_raises_for_bad_and_reused_refresh_tokens(api, authlib_client) -> None:
+    url = _token_url(api.server)
+    with pytest.raises(OAuthError) as bad:
+        await authlib_client.refresh_token(url, refresh_token="not-a-refresh-token")
+    assert (bad.value.error, bad.value.description) == ("invalid_grant", "invalid refresh token")
+
+    spent = await _spent_refresh_token(api)
+    with pytest.raises(OAuthError) as reused:
+        await authlib_client.refresh_token(url, refresh_token=spent)
+    assert (reused.value.error, reused.value.description) == ("invalid_grant", REUSED)
+
+
+async def test_authlib_logs_in_refreshes_and_revokes(api, authlib_client) -> None:
+    username = await api.create_user()
+    token = await authlib_client.fetch_token(username=username, password=USER_PASSWORD)
+    assert token["token_type"] == "bearer" and token["refresh_token"]
+    assert (await authlib_client.get("/users/me")).json()["username"] == username
+
+    renewed = await authlib_client.refresh_token(_token_url(api.server))
+    assert renewed["access_token"] != token["access_token"]
+    assert (await authlib_client.get("/users/me")).json()["username"] == username
+
+    revoked = await authlib_client.revoke_token(
+        f"{api.server.base_url}/token/revoke",
+        token=renewed["refresh_token"],
+        token_type_hint="refresh_token",
+    )
+    assert revoked.status_code == 200
+    assert await status_with(api, renewed["access_token"]) == (401, "token revoked")
+    with pytest.raises(OAuthError) as after:
+        await authlib_client.refresh_token(_token_url(api.server))
+    assert (after.value.error, after.value.description) == ("invalid_grant", "token revoked")
+
+
+async def test_authlib_sees_invalid_request_for_a_malformed_login(api, authlib_client) -> None:
+    with pytest.raises(OAuthError) as malformed:
+        await authlib_client.fetch_token(username="x" * 300, password="whatever")
+    assert malformed.value.error == "invalid_request"
+    assert malformed.value.description == "username: String should have at most 200 characters"
+    raw = await api.client.post("/token", data={"username": "someone"})
+    assert raw.status_code == 422
+    body = raw.json()
+    assert body["error"] == "invalid_request"
+    assert body["error_description"] == "password: Field required"
+    assert body["detail"] == [
+        {"type": "missing", "loc": ["body", "password"], "msg": "Field required"}
+    ]
+
+
+# --- requests-oauthlib -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", LOGIN_REFUSALS)
+async def test_requests_oauthlib_raises_invalid_grant_for_each_login_refusal(
+    api, plain_http, case
+) -> None:
+    make_user, _status, description = LOGIN_REFUSALS[case]
+    username, password = await make_user(api)
+    session = _requests_session()
+    with pytest.raises(InvalidGrantError) as refused:
+        await asyncio.to_thread(
+            session.fetch_token, _token_url(api.server), username=username, password=password
+        )
+    assert refused.value.error == "invalid_grant"
+    assert refused.value.description.startswith(description)
+    assert not session.token
+
+
+async def test_requests_oauthlib_raises_for_bad_and_reused_refresh_tokens(api, plain_http) -> None:
+    session = _requests_session()
+    with pytest.raises(InvalidGrantError) as bad:
+        await asyncio.to_thread(
+            session.refresh_token, _token_url(api.server), refresh_token="not-a-refresh-token"
+        )
+    assert bad.value.description == "invalid refresh token"
+
+    spent = await _spent_refresh_token(api)
+    with pytest.raises(InvalidGrantError) as reused:
+        await asyncio.to_thread(session.refresh_token, _token_url(api.server), refresh_token=spent)
+    assert reused.value.description == REUSED
+
+
+async def test_requests_oauthlib_logs_in_refreshes_and_revokes(api, plain_http) -> None:
+    username = await api.create_user()
+    session = _requests_session()
+    url = _token_url(api.server)
+    me_url = f"{api.server.base_url}/users/me"
+    token = await asyncio.to_thread(
+        session.fetch_token, url, username=username, password=USER_PASSWORD
+    )
+    me = await asyncio.to_thread(session.get, me_url)
+    assert me.status_code == 200 and me.json()["username"] == username
+
+    renewed = await asyncio.to_thread(session.refresh_token, url)
+    assert renewed["access_token"] != token["access_token"]
+    assert (await asyncio.to_thread(session.get, me_url)).json()["username"] == username
+
+    revoked = await api.client.post("/token/revoke", data={"token": renewed["access_token"]})
+    assert revoked.status_code == 200
+    assert (await asyncio.to_thread(session.get, me_url)).status_code == 401
+    with pytest.raises(InvalidGrantError) as after:
+        await asyncio.to_thread(session.refresh_token, url)
+    assert after.value.description == "token revoked"
