@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from notifier.api.errors import THROTTLED, throttled, unauthorized_login
+from notifier.api.json_input import InputCheckedRoute
 from notifier.auth.accounts import AccountDisabled, InvalidCredentials
 from notifier.auth.deps import (
     COOKIE_NAME,
@@ -24,7 +25,7 @@ from notifier.auth.tokens import TokenError
 from notifier.runtime import Runtime
 from notifier.schemas import OAuthError, SessionInfo, Token, TokenForm, WsTicketOut
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=InputCheckedRoute)
 
 # RFC 6749 5.1: responses carrying tokens must not be cached.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
