@@ -30,13 +30,11 @@ def env_example_placeholder() -> str:
     ("setting", "value", "says"),
     [
         ("NOTIFIER_SECRET_KEY", "a" * 32, "NOTIFIER_SECRET_KEY has too little entropy"),
-        ("NOTIFIER_SECRET_KEY", "ab" * 24, "NOTIFIER_SECRET_KEY has too little entropy"),
         ("NOTIFIER_SECRET_KEY", None, "NOTIFIER_SECRET_KEY is the placeholder from .env.example"),
         ("NOTIFIER_ADMIN_PASSWORD", "password", "NOTIFIER_ADMIN_PASSWORD is one of the most"),
         ("NOTIFIER_ADMIN_PASSWORD", "Password123!", "NOTIFIER_ADMIN_PASSWORD is one of the most"),
-        ("NOTIFIER_ADMIN_PASSWORD", "qwertyuiop", "NOTIFIER_ADMIN_PASSWORD is one of the most"),
     ],
-    ids=["32-a", "repeated-pair", "placeholder", "password", "decorated", "keyboard-row"],
+    ids=["32-a", "placeholder", "password", "decorated"],
 )
 def test_serve_refuses_weak_secrets(tmp_path: Path, setting: str, value: str | None, says: str):
     value = env_example_placeholder() if value is None else value
@@ -59,12 +57,14 @@ def test_the_placeholder_is_the_one_refused() -> None:
 def test_estimates() -> None:
     assert estimated_bits("a" * 32) == 0
     assert estimated_bits("") == 0
+    assert estimated_bits("ab" * 24) < MIN_SECRET_KEY_BITS
     assert estimated_bits(TEST_SECRET) >= MIN_SECRET_KEY_BITS
     for _ in range(20):
         assert estimated_bits(secrets.token_urlsafe(48)) >= MIN_SECRET_KEY_BITS  # init-env's
         assert estimated_bits(secrets.token_hex(32)) >= MIN_SECRET_KEY_BITS
     assert is_common_password("password") and is_common_password("PASSWORD")
     assert is_common_password("admin123") and is_common_password("!Welcome1")
+    assert is_common_password("qwertyuiop")
     assert not is_common_password(ADMIN_PASSWORD)
     assert not is_common_password(secrets.token_urlsafe(18))
 
