@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 LONE_SURROGATE = "invalid unicode: lone surrogate"
-# What a surrogate looks like in a body: a \uD800-\uDFFF escape, or its raw UTF-8 bytes.
+# What a surrogate looks like in a UTF-8 body: a \uD800-\uDFFF escape, or its raw bytes.
 _MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 Loc = tuple[str | int, ...]
@@ -65,7 +65,8 @@ async def _check_json_body(request: Request) -> None:
     if content_type and "json" not in content_type.lower():
         return  # FastAPI parses JSON only when the body says so (or says nothing)
     body = await request.body()
-    if not _MAYBE_SURROGATE.search(body):
+    # json.loads also reads UTF-16 and UTF-32 (a NUL among the first bytes): check those whole.
+    if b"\x00" not in body[:4] and not _MAYBE_SURROGATE.search(body):
         return
     try:
         # Cached on the request: FastAPI's own parse below reuses it.
