@@ -4,6 +4,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
@@ -11,6 +13,8 @@ from starlette.types import Receive, Scope, Send
 from notifier import __version__
 from notifier.api import auth, health, inbox, metrics, notifications, pages, users, ws
 from notifier.api.oauth_errors import OAuthErrorResponse, oauth_error_response
+from notifier.api.cross_site import CrossSiteRequestGuard
+from notifier.api.json_input import EncodableJSONResponse
 from notifier.db.sending import IdempotencyKeyReusedError, UnknownUsersError
 from notifier.db.store import UsernameTakenError
 from notifier.gc_tuning import tune_for_many_sockets
@@ -65,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_size)
+    app.add_middleware(CrossSiteRequestGuard, allowed_origins=settings.allowed_origins)
     if settings.cors_origins:
         # Off unless configured: the API is for apps and same-origin pages first.
         app.add_middleware(
@@ -81,6 +86,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(metrics.router)
     app.include_router(pages.router)
     app.mount("/static", pages.static_files(), name="static")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_input(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler, except that text UTF-8 cannot carry is escaped, not a 500.
+        return EncodableJSONResponse(
+            {"detail": jsonable_encoder(exc.errors())},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
 
     @app.exception_handler(UnknownUsersError)
     async def _unknown_users(_request: Request, exc: UnknownUsersError) -> JSONResponse:

@@ -52,6 +52,25 @@ def _check_keys(settings: Settings) -> None:
         raise typer.Exit(2) from exc
 
 
+def _check_secrets(settings: Settings) -> None:
+    """Refuse a guessable signing key or a well-known admin password (exit 2, one line)."""
+    from notifier.auth.strength import is_common_password, secret_key_problem
+
+    problem = secret_key_problem(settings.secret_key.get_secret_value())
+    if problem is not None:
+        typer.echo(
+            f"NOTIFIER_SECRET_KEY {problem}: run `notifier init-env` to generate one.", err=True
+        )
+        raise typer.Exit(2)
+    password = settings.admin_password
+    if password is not None and is_common_password(password.get_secret_value()):
+        typer.echo(
+            "NOTIFIER_ADMIN_PASSWORD is one of the most common passwords: choose another.",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
 @asynccontextmanager
 async def _accounts(settings: Settings) -> AsyncIterator["Accounts"]:
     from notifier.db.store import Store
@@ -99,6 +118,7 @@ def serve(
 
     settings = _settings()
     _check_keys(settings)
+    _check_secrets(settings)
     workers = workers or settings.workers
     if workers > 1 and settings.uses_memory_broker:
         typer.echo(

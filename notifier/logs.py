@@ -15,6 +15,7 @@ import logging
 import re
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from uvicorn.config import LOGGING_CONFIG
@@ -24,23 +25,57 @@ LogFormat = Literal["text", "json"]
 events = logging.getLogger("notifier.events")
 
 # uvicorn logs each request's path with its query string, and `/ws?token=` carries a
-# live access token (`?ticket=` a short-lived, single-use one).
-_CREDENTIAL_IN_QUERY = re.compile(r"([?&](?:token|access_token|ticket)=)[^&\s\"']+")
+# live access token (`?ticket=` a short-lived, single-use one). The server decodes
+# parameter names (`%74oken` is `token`), so the redaction does too.
+_QUERY = re.compile(r"\?([^\s?]+)")
+# Quoting around a logged path ("GET /ws?token=... HTTP/1.1") is not part of the query.
+_QUOTES = "\"')"
+_CREDENTIAL_NAME = re.compile(r"token|ticket|passw|secret|api_?key|auth|session", re.IGNORECASE)
 _BARE_WORD = re.compile(r"^[\w.:/@+-]+$")
+REDACTED = "[redacted]"
+
+
+def _redact_query(match: re.Match[str]) -> str:
+    text = match.group(1)
+    query = text.rstrip(_QUOTES)
+    if "=" not in query:
+        return match.group(0)
+    # The parser Starlette reads the query with, so a name is judged as the server reads it.
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(_CREDENTIAL_NAME.search(name) for name, _value in pairs):
+        return match.group(0)
+    kept = [(name, REDACTED if _CREDENTIAL_NAME.search(name) else value) for name, value in pairs]
+    return "?" + urlencode(kept, safe="[]") + text[len(query) :]
 
 
 def redact(text: str) -> str:
-    return _CREDENTIAL_IN_QUERY.sub(r"\1[redacted]", text)
+    """`text` with the value of every credential query parameter replaced by [redacted]."""
+    return _QUERY.sub(_redact_query, text) if "?" in text else text
 
 
 class RedactCredentials(logging.Filter):
-    """Rewrites token query parameters in a record's message and arguments."""
+    """Rewrites credentials in a record's message, arguments, fields and traceback."""
+
+    _exceptions = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         if isinstance(record.args, tuple):
             record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        fields = getattr(record, "event_fields", None)
+        if isinstance(fields, dict):
+            record.event_fields = {
+                key: redact(value) if isinstance(value, str) else value
+                for key, value in fields.items()
+            }
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse `exc_text` when set, so both formats print the redacted one.
+            record.exc_text = self._exceptions.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
@@ -76,8 +111,8 @@ class JsonFormatter(logging.Formatter):
             entry.update(_access_fields(record.args))
         else:
             entry["message"] = redact(record.getMessage())
-        if record.exc_info:
-            entry["exception"] = redact(self.formatException(record.exc_info))
+        if record.exc_info or record.exc_text:
+            entry["exception"] = redact(record.exc_text or self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()
 
 

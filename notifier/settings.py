@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(default=50, ge=0)
     login_failure_window: int = Field(default=900, gt=0)
     login_lockout: int = Field(default=30, gt=0)
-    forwarded_allow_ips: str = "127.0.0.1"
+    # Empty: no proxy is trusted, so X-Forwarded-For never names the client by default.
+    forwarded_allow_ips: str = ""
 
     ws_ticket_ttl: int = Field(default=30, gt=0)
     ws_allow_query_token: bool = True

@@ -20,6 +20,8 @@ LIMITS = {
     "NOTIFIER_WS_MAX_SOCKETS_PER_USER": "3",
     "NOTIFIER_WS_CLIENT_MESSAGE_RATE": "1",
     "NOTIFIER_WS_CLIENT_MESSAGE_BURST": "5",
+    # Failed logins come "from" several addresses (X-Forwarded-For, as behind a proxy).
+    "NOTIFIER_FORWARDED_ALLOW_IPS": "127.0.0.1",
 }
 
 

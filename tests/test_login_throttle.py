@@ -2,8 +2,8 @@
 before the password, so a locked account cannot be probed; one user's failures never
 slow another user's login.
 
-Client addresses are simulated with X-Forwarded-For, which the server trusts from
-127.0.0.1 (NOTIFIER_FORWARDED_ALLOW_IPS), as it would from a reverse proxy.
+Client addresses are simulated with X-Forwarded-For, which this module's server trusts
+from 127.0.0.1 (NOTIFIER_FORWARDED_ALLOW_IPS), as it would from a reverse proxy.
 """
 
 import asyncio
@@ -17,6 +17,7 @@ LIMITS = {
     "NOTIFIER_LOGIN_MAX_FAILURES_PER_USER": "3",
     "NOTIFIER_LOGIN_MAX_FAILURES_PER_ADDRESS": "6",
     "NOTIFIER_LOGIN_LOCKOUT": "30",
+    "NOTIFIER_FORWARDED_ALLOW_IPS": "127.0.0.1",
 }
 
 

@@ -4,10 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from notifier.api.json_input import InputCheckedRoute
 from notifier.auth.deps import CurrentUser, RuntimeDep
 from notifier.schemas import MAX_ID, Inbox, NotificationOut, ReadAllResult
 
-router = APIRouter(prefix="/notifications", tags=["inbox"])
+router = APIRouter(prefix="/notifications", tags=["inbox"], route_class=InputCheckedRoute)
 
 
 @router.get("", response_model=Inbox)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Path, Request, Response, status
 from pydantic import BaseModel
 
 from notifier.api.errors import too_many_items
+from notifier.api.json_input import InputCheckedRoute
 from notifier.auth.deps import AdminUser, RuntimeDep
 from notifier.db.sending import IdempotentRequest, SendRequest, SendResult
 from notifier.schemas import (
@@ -26,7 +27,7 @@ from notifier.schemas import (
     ValidationErrorBody,
 )
 
-router = APIRouter(tags=["sending"])
+router = APIRouter(tags=["sending"], route_class=InputCheckedRoute)
 
 RESPONSES: dict[int | str, dict[str, object]] = {
     404: {"model": UnknownUsersBody, "description": "Unknown recipients; nothing was stored"},

@@ -12,7 +12,8 @@ from fastapi import HTTPException, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+
+from notifier.api.json_input import InputCheckedRoute
 
 # RFC 6749 5.1: responses carrying tokens must not be cached (nor refusals of them).
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -61,9 +62,11 @@ def _describe(errors: Any) -> str:
     return "; ".join(parts) or "malformed request"
 
 
-class OAuthRoute(APIRoute):
+class OAuthRoute(InputCheckedRoute):
     """A route whose malformed requests get the OAuth2 body (`invalid_request`, with
-    FastAPI's usual `detail` list), so OAuth2 client libraries raise their error for it."""
+    FastAPI's usual `detail` list), so OAuth2 client libraries raise their error for it.
+
+    Lone surrogates in a JSON body are refused the same way (`InputCheckedRoute`)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()

@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 
 from notifier.api.auth import set_session_cookie, token_body
 from notifier.api.errors import THROTTLED, password_too_short, throttled
+from notifier.api.json_input import InputCheckedRoute
 from notifier.auth.accounts import InvalidCredentials, PasswordTooShort
 from notifier.auth.deps import COOKIE_NAME, AdminUser, CurrentUser, RuntimeDep, client_address
 from notifier.auth.throttle import LoginThrottled
@@ -21,7 +22,7 @@ from notifier.schemas import (
     UserUpdate,
 )
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=InputCheckedRoute)
 
 UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
 UNKNOWN_USER = {404: {"description": "No such user"}}

@@ -13,11 +13,11 @@ which side closed it and how long it lived, or `socket.rejected` for a socket re
 """
 
 import time
-from urllib.parse import urlsplit
 
 from fastapi import WebSocket
 from starlette.types import Message, Receive, Scope, Send
 
+from notifier.api.cross_site import origin_allowed
 from notifier.api.socket_session import MessageRateLimiter, SocketSession
 from notifier.auth.deps import COOKIE_NAME
 from notifier.auth.tokens import TokenClaims, TokenError
@@ -78,9 +78,7 @@ def _origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
     if origin is None:
         # Only browsers send cookies on their own, and browsers always send Origin.
         return True
-    if origin.rstrip("/") in allowed:
-        return True
-    return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
+    return origin_allowed(origin, websocket.headers.get("host", ""), allowed)
 
 
 def _bearer(websocket: WebSocket) -> str | None:

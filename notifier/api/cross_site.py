@@ -1,0 +1,94 @@
+"""Which browser origins may use the session cookie: the server's own, and the operator's list.
+
+A browser attaches the cookie to requests that other pages start, including pages on
+another port of the same host (same site, so `SameSite=Lax` lets it through). Unsafe
+requests the cookie authenticates, and `POST /session` (which sets it: login CSRF), are
+refused with 403 `{"detail": "origin not allowed"}` when their Origin (or, without one,
+their Referer) names another origin. The same rule decides cookie sockets on `/ws`.
+"""
+
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from notifier.auth.deps import COOKIE_NAME
+
+ORIGIN_NOT_ALLOWED = "origin not allowed"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOGIN_PATH = "/session"
+
+
+def origin_allowed(origin: str, host: str, allowed: Sequence[str]) -> bool:
+    """`origin` is listed, or names the host the request was sent to (its Host header).
+
+    uvicorn rewrites the scheme and client from trusted proxies only; the Host header is
+    what the browser asked for (a proxy passes it on), so it is the server's own origin.
+    """
+    if origin.rstrip("/") in allowed:
+        return True
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:
+        return False
+    return bool(host) and netloc.lower() == host.lower()
+
+
+def referer_origin(referer: str) -> str:
+    """`scheme://host[:port]` of a Referer URL ("" when it is not a URL)."""
+    try:
+        parts = urlsplit(referer)
+    except ValueError:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def _has_bearer(headers: Headers) -> bool:
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(value.strip())
+
+
+def _has_session_cookie(headers: Headers) -> bool:
+    # Starlette's own parser: the one `request.cookies` (and so the login check) uses.
+    raw = headers.get("cookie")
+    return bool(raw) and COOKIE_NAME in cookie_parser(raw)
+
+
+class CrossSiteRequestGuard:
+    """Answer 403 to unsafe cookie requests (and logins) started by another origin's page.
+
+    Requests with `Authorization: Bearer` are apps, not browsers acting on their own, and
+    a request without Origin or Referer (curl, scripts) was not started by a page.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_origins: Sequence[str]) -> None:
+        self.app = app
+        self.allowed_origins = tuple(allowed_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
+            headers = Headers(scope=scope)
+            if self._refused(scope, headers):
+                response = JSONResponse({"detail": ORIGIN_NOT_ALLOWED}, status_code=403)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refused(self, scope: Scope, headers: Headers) -> bool:
+        if _has_bearer(headers):
+            return False
+        logging_in = scope["method"] == "POST" and scope["path"] == (
+            scope.get("root_path", "") + LOGIN_PATH
+        )
+        if not logging_in and not _has_session_cookie(headers):
+            return False
+        origin = headers.get("origin")
+        if origin is None:
+            referer = headers.get("referer")
+            if referer is None:
+                return False
+            origin = referer_origin(referer)
+        return not origin_allowed(origin, headers.get("host", ""), self.allowed_origins)
