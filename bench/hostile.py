@@ -118,28 +118,31 @@ def flood_pings(socks: list[socket.socket], seconds: float) -> tuple[list[socket
     return open_socks, sent
 
 
-def open_slow_heads(port: int, count: int) -> list[socket.socket]:
-    """`count` connections: half send a partial head, half nothing at all."""
-    socks = []
+def open_slow_heads(port: int, count: int) -> tuple[list[socket.socket], list[socket.socket]]:
+    """`count` connections: half begin a head (to drip), half send nothing at all."""
+    dripping, silent = [], []
     for index in range(count):
         sock = raw_socket(port)
         if index % 2 == 0:
             sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: {HOST}\r\n".encode())
+            dripping.append(sock)
+        else:
+            silent.append(sock)
         sock.setblocking(False)
-        socks.append(sock)
-    return socks
+    return dripping, silent
 
 
-def drip_until_closed(socks: list[socket.socket], seconds: float, every: float = 1.0) -> float:
-    """Send one header line every `every` s on the partial heads until the server has closed
-    them all or `seconds` pass; the time the last one closed (or `seconds`)."""
+def drip_until_closed(
+    dripping: list[socket.socket], silent: list[socket.socket], seconds: float, every: float
+) -> float:
+    """Send one more header line every `every` s on the `dripping` heads until the server
+    has closed every connection or `seconds` pass; when the last one closed (or `seconds`)."""
     selector = selectors.DefaultSelector()
-    for sock in socks:
-        selector.register(sock, selectors.EVENT_READ)
+    for sock in dripping + silent:
+        selector.register(sock, selectors.EVENT_READ, sock in dripping)
     started = time.monotonic()
     next_drip = started + every
-    open_count = len(socks)
-    while open_count and time.monotonic() - started < seconds:
+    while selector.get_map() and time.monotonic() - started < seconds:
         for key, _ in selector.select(timeout=0.1):
             sock = key.fileobj
             try:
@@ -150,14 +153,15 @@ def drip_until_closed(socks: list[socket.socket], seconds: float, every: float =
                 data = b""
             if not data:
                 selector.unregister(sock)
-                open_count -= 1
         if time.monotonic() >= next_drip:
             next_drip += every
             for key in list(selector.get_map().values()):
-                with contextlib.suppress(OSError):
-                    key.fileobj.send(b"X-Slow: 1\r\n")  # type: ignore[union-attr]
+                if key.data:
+                    with contextlib.suppress(OSError):
+                        key.fileobj.send(b"X-Slow: 1\r\n")  # type: ignore[union-attr]
+    left = len(selector.get_map())
     selector.close()
-    return time.monotonic() - started if not open_count else seconds
+    return time.monotonic() - started if not left else seconds
 
 
 # The command line: a server of its own, the attack, the figures.
@@ -253,12 +257,12 @@ def ping_flood(server: ProbeServer, connections: int, seconds: float) -> None:
 
 def slow_heads(server: ProbeServer, connections: int, seconds: float) -> None:
     print(f"before: {server.figures()}")
-    socks = open_slow_heads(server.port, connections)
+    dripping, silent = open_slow_heads(server.port, connections)
     time.sleep(0.5)
-    print(f"{connections} slow heads open: {server.figures()}")
-    took = drip_until_closed(socks, seconds)
+    print(f"{connections} slow heads open (half silent): {server.figures()}")
+    took = drip_until_closed(dripping, silent, seconds, every=1.0)
     print(f"after {took:.1f} s of one header line a second: {server.figures()}")
-    for sock in socks:
+    for sock in dripping + silent:
         sock.close()
 
 

@@ -210,11 +210,11 @@ async def test_an_endless_header_is_closed(limits_server, request_start) -> None
 async def test_slow_heads_are_closed_within_the_header_timeout(limits_server) -> None:
     port = limits_server.port
     rss_before = server_rss(limits_server)
-    socks = await asyncio.to_thread(open_slow_heads, port, 500)
+    dripping, silent = await asyncio.to_thread(open_slow_heads, port, 500)
     try:
-        took = await asyncio.to_thread(drip_until_closed, socks, HEADER_TIMEOUT + 2, 0.5)
+        took = await asyncio.to_thread(drip_until_closed, dripping, silent, HEADER_TIMEOUT + 2, 0.5)
     finally:
-        for sock in socks:
+        for sock in dripping + silent:
             sock.close()
     assert took < HEADER_TIMEOUT + 2, "slow heads still open past the header timeout + 2 s"
     assert established(port) < 20
