@@ -12,9 +12,9 @@ from starlette.types import Receive, Scope, Send
 
 from notifier import __version__
 from notifier.api import auth, health, inbox, metrics, notifications, pages, users, ws
-from notifier.api.oauth_errors import OAuthErrorResponse, oauth_error_response
 from notifier.api.cross_site import CrossSiteRequestGuard
 from notifier.api.json_input import EncodableJSONResponse
+from notifier.api.oauth_errors import OAuthErrorResponse, oauth_error_response
 from notifier.db.sending import IdempotencyKeyReusedError, UnknownUsersError
 from notifier.db.store import UsernameTakenError
 from notifier.gc_tuning import tune_for_many_sockets
@@ -22,6 +22,7 @@ from notifier.middleware import BodySizeLimitMiddleware
 from notifier.runtime import Runtime
 from notifier.settings import Settings
 from notifier.shutdown import close_first_on_exit_signals
+from notifier.transport_limits import TRANSPORT_LIMITS, TransportLimits
 
 DESCRIPTION = """
 Authenticated live notifications. Log in at `POST /token` (renew with its
@@ -54,12 +55,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime.build(settings)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, object]]:
         await runtime.start()
         tune_for_many_sockets()
         restore_signals = close_first_on_exit_signals(runtime.close_sockets)
         try:
-            yield
+            # The lifespan state reaches uvicorn's protocol objects, which bound heads,
+            # pings and blocked output with these.
+            yield {TRANSPORT_LIMITS: TransportLimits.from_settings(settings)}
         finally:
             restore_signals()
             await runtime.stop()

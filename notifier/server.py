@@ -21,7 +21,8 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
         workers=workers,
         log_config=uvicorn_log_config(settings.log_format, settings.log_level),
         log_level=settings.log_level,
-        # An import string, not the class: each worker process imports it.
+        # Import strings, not the classes: each worker process imports them.
+        http="notifier.http_protocol:HeadLimitedHttpToolsProtocol",
         ws="notifier.ws_protocol:NotifierWebSocketProtocol",
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_timeout,

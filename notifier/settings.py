@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(default=5.0, gt=0)
     shutdown_reconnect_spread_ms: int = Field(default=5000, ge=10)
     max_body_size: int = Field(default=1024 * 1024, ge=1024)
+    max_header_size: int = Field(default=16 * 1024, ge=1024)
+    header_timeout: float = Field(default=10.0, gt=0)
 
     @field_validator("broker_url")
     @classmethod

@@ -12,6 +12,24 @@ only what costs on every socket; frames, handshakes, keepalive and closes are uv
   deques and a deque per idle socket. Same semantics for everything uvicorn calls.
 - The handshake `Request` and `Response` (with their headers) are dropped once accepted:
   uvicorn keeps them for the socket's whole life and never reads them again.
+
+And it bounds what a hostile client costs, logged in or not (uvicorn's answers every
+ping and keeps reading, so a client that pings and never reads grows the write buffer
+without limit):
+
+- When the transport's write buffer passes `WRITE_HIGH_WATER` (set on the connection by
+  `notifier.http_protocol`, which the upgrade hands over), the socket stops reading
+  until it drains; a socket whose output stays blocked is aborted (after the close
+  timeout once closing or before accept; open sockets first get the app's stuck-client
+  close, `ws_stuck_timeout`).
+- Pings count toward the client's message rate, one token bucket with its data messages
+  (`scope["extensions"]["notifier.message_limiter"]`): over it, the socket closes with
+  1008 "too many messages" (or is dropped, before accept). Pings are answered only on an
+  open socket, never before the handshake or while closing.
+- A close that the peer does not answer in `ws_close_timeout` aborts the transport (a
+  graceful close would wait forever to flush to a client that reads nothing).
+
+No task or timer per idle socket: the only timer is armed while output is blocked.
 """
 
 import asyncio
@@ -22,10 +40,40 @@ from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.exceptions import InvalidState
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from notifier.api.socket_session import MessageRateLimiter
+from notifier.delivery import closes
+from notifier.transport_limits import TRANSPORT_LIMITS, TransportLimits
 
 WRITE_TEXT = "notifier.write_text"
 """The scope extension: `write_text(text) -> bool`, True when the frame was written."""
+
+MESSAGE_LIMITER = "notifier.message_limiter"
+"""The scope extension: the socket's `MessageRateLimiter`, shared by pings and messages."""
+
+
+class RateLimitedServerProtocol(ServerProtocol):
+    """websockets' server protocol that answers a ping only on an open socket and within
+    the client's message rate; a ping over the rate marks the client `flooding`."""
+
+    def __init__(self, *args: Any, limiter: MessageRateLimiter, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limiter = limiter
+        self.flooding = False
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is not Opcode.PING:
+            super().recv_frame(frame)
+            return
+        if not self.limiter.allow():
+            self.flooding = True
+        elif self.state is State.OPEN:
+            self.send_frame(Frame(Opcode.PONG, frame.data))
+        self.events.append(frame)
 
 
 class ReceiveQueue:
@@ -102,12 +150,90 @@ class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.queue = ReceiveQueue()  # type: ignore[assignment]
         self.writable = Writable()  # type: ignore[assignment]
+        limits = TransportLimits.of(app_state)
+        self.close_timeout = limits.ws_close_timeout
+        self.open_blocked_timeout = limits.ws_stuck_timeout + limits.ws_close_timeout
+        self.limiter = MessageRateLimiter(limits.ws_message_rate, limits.ws_message_burst)
+        self.conn = RateLimitedServerProtocol(
+            extensions=self.conn.available_extensions,
+            max_size=config.ws_max_size,
+            logger=self.conn.logger,
+            limiter=self.limiter,
+        )
+        self.output_blocked = False
+        self.drop_timer: asyncio.TimerHandle | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.drop_timer is not None:
+            self.drop_timer.cancel()
+            self.drop_timer = None
+        super().connection_lost(exc)
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         if not self.close_sent:
-            # The app's task is created but has not run yet: it sees the extension.
-            self.scope["extensions"][WRITE_TEXT] = self.write_text  # type: ignore[index]
+            scope = self.scope
+            # The app's task is created but has not run yet: it sees the extensions.
+            scope["extensions"][WRITE_TEXT] = self.write_text  # type: ignore[index]
+            scope["extensions"][MESSAGE_LIMITER] = self.limiter  # type: ignore[index]
+            # The limits reached us; an idle socket need not keep a copy in its scope.
+            scope["state"] = {k: v for k, v in scope["state"].items() if k != TRANSPORT_LIMITS}
+
+    # Output flow: stop reading while the client does not read what it is sent.
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+        self.output_blocked = True
+        self.transport.pause_reading()
+        if self.drop_timer is None:
+            blocked_for = (
+                self.open_blocked_timeout if self.conn.state is State.OPEN else self.close_timeout
+            )
+            self.drop_timer = self.loop.call_later(blocked_for, self.drop)
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+        self.output_blocked = False
+        if self.drop_timer is not None:
+            self.drop_timer.cancel()
+            self.drop_timer = None
+        if not self.read_paused and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def drop(self) -> None:
+        """Abort the connection: its output stayed blocked, or its close went unanswered."""
+        self.drop_timer = None
+        if not self.disconnected:
+            self.transport.abort()
+
+    # Pings over the rate
+
+    def handle_ping(self) -> None:
+        if self.conn.flooding:  # type: ignore[attr-defined]
+            self.close_flooding()
+            return
+        output = self.conn.data_to_send()
+        if output:
+            self.transport.write(b"".join(output))
+
+    def close_flooding(self) -> None:
+        if self.close_sent or self.disconnected:
+            return
+        if not self.handshake_complete:
+            # Not accepted yet (the app is still authenticating): no frame can be sent.
+            self.close_sent = True
+            self.transport.abort()
+            return
+        code, reason = closes.TOO_MANY_MESSAGES
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused and not self.output_blocked:
+            # Read the client's close reply (messages are discarded from now on).
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(self.close_timeout, self.drop)
 
     def write_text(self, text: str) -> bool:
         """Write one text frame now; False if it must wait (the caller then awaits `send`)."""
@@ -128,7 +254,13 @@ class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
         return True
 
     async def send(self, message: ASGISendEvent) -> None:
+        close_timer = self.close_timer
         await super().send(message)
+        if self.close_timer is not close_timer and self.close_timer is not None:
+            # uvicorn's timer closes gracefully, which waits forever to flush to a peer
+            # that reads nothing: abort instead.
+            self.close_timer.cancel()
+            self.close_timer = self.loop.call_later(self.close_timeout, self.drop)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # Only the handshake read these; uvicorn would keep them as long as the socket.
             # websockets' parser generator still holds the request: empty its headers.
@@ -149,5 +281,6 @@ class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
         message = items.pop(0)
         if self.read_paused and not items:
             self.read_paused = False
-            self.transport.resume_reading()
+            if not self.output_blocked:
+                self.transport.resume_reading()
         return message

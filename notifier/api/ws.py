@@ -28,7 +28,7 @@ from notifier.delivery.connection import Connection, SocketGone
 from notifier.logs import log_event
 from notifier.middleware import client_address
 from notifier.runtime import Runtime
-from notifier.ws_protocol import WRITE_TEXT
+from notifier.ws_protocol import MESSAGE_LIMITER, WRITE_TEXT
 
 PATH = "/ws"
 
@@ -193,9 +193,9 @@ async def _open(websocket: WebSocket, socket: Socket, runtime: Runtime) -> Opene
         claims,
         warning_seconds=settings.token_expiry_warning,
         recheck_interval=settings.ws_recheck_interval,
-        limiter=MessageRateLimiter(
-            settings.ws_client_message_rate, settings.ws_client_message_burst
-        ),
+        # The protocol's limiter, which its pings already draw on (one budget per client).
+        limiter=scope.get("extensions", {}).get(MESSAGE_LIMITER)
+        or MessageRateLimiter(settings.ws_client_message_rate, settings.ws_client_message_burst),
     )
     # Attach before reading where the stream starts: anything stored from here on is
     # either after the start point or queued live, and the cursor drops the copy that
