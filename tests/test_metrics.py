@@ -43,6 +43,16 @@ async def test_metrics_describe_every_instrument(api):
     assert 'notifier_delivery_latency_seconds_bucket{le="+Inf"}' in samples
 
 
+async def test_one_process_serves_its_process_and_python_metrics_without_pid(api):
+    response = await api.client.get("/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds", "python_info"):
+        assert families[name].samples, name
+    assert families["python_gc_objects_collected"].samples
+    labels = {k for f in families.values() for s in f.samples for k in s.labels}
+    assert "pid" not in labels
+
+
 async def test_metrics_token_is_required_when_set(server_factory, api_for):
     proc = server_factory(NOTIFIER_METRICS_TOKEN="scrape-secret-1234")
     async with api_for(proc) as api:

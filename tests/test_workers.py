@@ -4,6 +4,7 @@ and the sockets-per-user limit and `open_sockets` count every process sharing Re
 import asyncio
 import signal
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -12,7 +13,14 @@ import psutil
 import pytest
 import redis
 import websockets
-from clients import bearer, connect, expect_close, open_sockets, recv_notification
+from clients import (
+    bearer,
+    connect,
+    expect_close,
+    open_sockets,
+    recv_notification,
+    wait_for_open_sockets,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifier.delivery.presence import RedisPresence
@@ -83,11 +91,10 @@ async def test_two_workers_report_the_whole_server_on_every_scrape(server_factor
     assert proc.process is not None
     serve = psutil.Process(proc.process.pid)
     async with api_for(proc) as api, AsyncExitStack() as stack:
-        async with asyncio.timeout(TIMEOUT):
-            while len(workers := worker_pids(serve)) < 2:
-                await asyncio.sleep(0.1)
+        await eventually(lambda: len(worker_pids(serve)) == 2, TIMEOUT)
+        workers = worker_pids(serve)
         metrics_dir = Path(psutil.Process(min(workers)).environ()["PROMETHEUS_MULTIPROC_DIR"])
-        assert metrics_dir.is_dir()
+        assert await asyncio.to_thread(metrics_dir.is_dir)
         before, _ = await scrape(proc.base_url)
 
         # Sockets until both workers hold some (the kernel picks the worker).
@@ -109,7 +116,11 @@ async def test_two_workers_report_the_whole_server_on_every_scrape(server_factor
 
         previous = notifier_counters(before)
         served_by: set[str] = set()
-        for _ in range(SCRAPES):
+        scrapes = 0
+        # 20 scrapes, and more (bounded) until each worker has answered one.
+        while scrapes < SCRAPES or len(served_by) < 2:
+            assert scrapes < 10 * SCRAPES, f"only {served_by} answered"
+            scrapes += 1
             samples, pids = await scrape(proc.base_url)
             current = notifier_counters(samples)
             assert_never_decrease(previous, current)
@@ -129,7 +140,7 @@ async def test_two_workers_report_the_whole_server_on_every_scrape(server_factor
             assert samples["process_open_fds"] > 0 and "python_info" in str(samples)
             (answered,) = pids["python_gc_objects_collected"]
             served_by.add(answered)
-        assert served_by <= {str(pid) for pid in workers}
+        assert served_by == {str(pid) for pid in workers}
 
         # SIGKILL one worker: its sockets drop and stop counting; its counts stay.
         victim = min(workers)
@@ -154,7 +165,7 @@ async def test_two_workers_report_the_whole_server_on_every_scrape(server_factor
 
     # The supervisor removes the directory when it stops.
     assert proc.stop(signal.SIGTERM, 30.0) == 0
-    assert not metrics_dir.exists()
+    assert not await asyncio.to_thread(metrics_dir.exists)
 
 
 LIMITED = {"NOTIFIER_WS_MAX_SOCKETS_PER_USER": "2", "NOTIFIER_PRESENCE_TTL": "2"}
@@ -164,8 +175,8 @@ async def test_socket_limit_and_counts_span_processes(server_factory, api_for):
     first = server_factory(backend_name="postgres", **LIMITED)
     second = server_factory(like=first, **LIMITED)
     async with api_for(first) as one, api_for(second) as two, AsyncExitStack() as stack:
-        username, token = await one.user_with_token()
-        other, other_token = await one.user_with_token()
+        _username, token = await one.user_with_token()
+        _other, other_token = await one.user_with_token()
         await connect(one, token, stack)
         on_first = await connect(one, token, stack)
         # Both of the user's sockets are on the first process; the second refuses a third.
@@ -181,9 +192,7 @@ async def test_socket_limit_and_counts_span_processes(server_factory, api_for):
 
         # A clean close frees its slot for any process at once.
         await on_first.close()
-        async with asyncio.timeout(10):
-            while await open_sockets(two.client, token) != 1:
-                await asyncio.sleep(0.05)
+        await wait_for_open_sockets(two.client, token, 1)
         on_second = await connect(two, token, stack)
         assert await open_sockets(one.client, token) == 2
         async with websockets.connect(f"{first.ws_url}?token={token}") as refused:
@@ -201,9 +210,7 @@ async def test_socket_limit_and_counts_span_processes(server_factory, api_for):
         async with websockets.connect(f"{second.ws_url}?token={token}") as refused:
             assert await expect_close(refused) == TOO_MANY
         await on_second.close()
-        async with asyncio.timeout(10):
-            while await open_sockets(two.client, token) != 1:
-                await asyncio.sleep(0.05)
+        await wait_for_open_sockets(two.client, token, 1)
 
         async with httpx.AsyncClient(base_url=second.base_url) as client:
             response = await client.get("/users/me", headers=bearer(token))
@@ -211,9 +218,19 @@ async def test_socket_limit_and_counts_span_processes(server_factory, api_for):
 
 
 async def wait_for_count(presence: RedisPresence, username: str, expected: int) -> None:
-    async with asyncio.timeout(10):
-        while await presence.count(username) != expected:
-            await asyncio.sleep(0.05)
+    deadline = time.monotonic() + 10
+    count = await presence.count(username)
+    while count != expected:
+        assert time.monotonic() < deadline, f"count stayed at {count}, expected {expected}"
+        await asyncio.sleep(0.05)
+        count = await presence.count(username)
+
+
+async def eventually(check: Callable[[], bool], within: float) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        await asyncio.sleep(0.1)
 
 
 async def test_presence_survives_redis_losing_its_data_and_going_away(redis_server):
