@@ -168,6 +168,17 @@ async def test_two_workers_report_the_whole_server_on_every_scrape(server_factor
     assert not await asyncio.to_thread(metrics_dir.exists)
 
 
+async def test_an_inherited_multiprocess_dir_is_ignored(server_factory, api_for, tmp_path):
+    inherited = tmp_path / "elsewhere"
+    inherited.mkdir()
+    proc = server_factory(PROMETHEUS_MULTIPROC_DIR=str(inherited))
+    async with api_for(proc) as api:
+        samples, pids = await scrape(proc.base_url)
+        assert samples["notifier_open_sockets"] == 0 and pids == {}
+        assert (await api.client.get("/healthz")).status_code == 200
+    assert list(inherited.iterdir()) == []
+
+
 LIMITED = {"NOTIFIER_WS_MAX_SOCKETS_PER_USER": "2", "NOTIFIER_PRESENCE_TTL": "2"}
 
 

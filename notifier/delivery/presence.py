@@ -161,10 +161,15 @@ class RedisPresence:
         self._ttl_ms = max(1, round(ttl * 1000))
         self._heartbeat_every = ttl / 3
         self._local = LocalPresence()
-        # One Redis call at a time, in the order the local counts changed: a rewrite of
-        # the hash then never races an increment.
+        self._changes = 0  # local changes so far: a rewrite checks none happened meanwhile
+        # One Redis call at a time, in the order the local counts changed: an increment
+        # then never races a rewrite of the hash.
         self._lock = asyncio.Lock()
-        self._stale = True  # the hash must be (re)written before counts in Redis hold
+        # True while Redis does not hold this process's counts (not written yet, Redis
+        # away, or stopped): sockets are then counted here only, and only the heartbeat
+        # talks to Redis, so no socket waits on a Redis that does not answer.
+        self._stale = True
+        self._stopped = False
         self._scripts = {
             name: self._redis.register_script(source)
             for name, source in (
@@ -178,11 +183,11 @@ class RedisPresence:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        async with self._lock:
-            await self._resync_or_lose()
+        await self._rewrite()
         self._task = asyncio.create_task(self._beat())
 
     async def stop(self) -> None:
+        self._stopped = self._stale = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -198,15 +203,15 @@ class RedisPresence:
     async def join(self, username: str, limit: int) -> bool:
         async with self._lock:
             total = await self._run("join", username, limit)
-            if total is None:  # Redis is away: this process's own count is all there is
-                return self._local.add(username, limit)
+            if total is None:  # counted here only
+                return self._changed(self._local.add(username, limit))
             if total < 0:
                 return False
-            self._local.add(username)
-            return True
+            return self._changed(self._local.add(username))
 
     async def leave(self, username: str) -> None:
         async with self._lock:
+            self._changed(True)
             self._local.remove(username)
             await self._run("leave", username)
 
@@ -215,43 +220,56 @@ class RedisPresence:
             total = await self._run("count", username)
         return await self._local.count(username) if total is None else total
 
+    def _changed(self, changed: bool) -> bool:
+        self._changes += changed
+        return changed
+
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(self._heartbeat_every)
-            async with self._lock:
-                if self._stale:
-                    await self._resync_or_lose()
-                else:
+            if self._stale:
+                await self._rewrite()
+            else:
+                async with self._lock:
                     await self._run("heartbeat")
 
+    async def _rewrite(self) -> None:
+        """Write this process's counts to Redis, without holding up sockets meanwhile."""
+        changes = self._changes
+        if not await self._resync():
+            return
+        if changes != self._changes:
+            # A socket came or went during the write; Redis answers now, so write again
+            # with sockets held back for that one round trip.
+            async with self._lock:
+                if not await self._resync():
+                    return
+        self._stale = self._stopped
+
     async def _run(self, script: str, *args: object) -> int | None:
-        """Run a script (holding the lock); None if Redis does not answer or hold the counts."""
-        if self._stale:  # only the heartbeat retries: a socket must not wait for Redis
-            return None
+        """Run a script (holding the lock); None if Redis does not hold the counts."""
         for _attempt in range(2):
+            if self._stale:
+                return None
             has_sockets = "1" if self._local.snapshot() else "0"
             try:
-                result = int(
-                    await self._scripts[script](self._keys, self._args(has_sockets, *args))
-                )
+                result = await self._scripts[script](self._keys, self._args(has_sockets, *args))
             except (RedisError, OSError) as exc:
                 self._lose(exc)
                 return None
             if result != LOST:
-                return result
+                return int(result)
             logger.warning("redis lost this process's socket counts; writing them again")
-            if not await self._resync_or_lose():
-                return None
+            self._stale = not await self._resync()
         return None
 
-    async def _resync_or_lose(self) -> bool:
+    async def _resync(self) -> bool:
         counts = [item for pair in self._local.snapshot().items() for item in pair]
         try:
             await self._scripts["resync"](self._keys, self._args("0", *counts))
         except (RedisError, OSError) as exc:
             self._lose(exc)
             return False
-        self._stale = False
         return True
 
     def _args(self, *more: object) -> list[object]:
