@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test browser screenshot lint format clean bench bench-quick
+.PHONY: run test browser promtool screenshot lint format clean bench bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ run: $(STAMP)
 	$(BIN)/notifier serve
 
 ## Install everything and run the whole test suite.
-test: $(STAMP) browser
+test: $(STAMP) browser promtool
 	$(BIN)/ruff check notifier tests migrations bench
 	$(BIN)/python -m pytest
 
@@ -42,6 +42,11 @@ test: $(STAMP) browser
 ## Off CI a failed install only makes those tests skip; on CI (CI=true) it stops the run.
 browser:
 	sh scripts/install-browser.sh || [ "$$CI" != "true" ]
+
+## Debian's promtool (package prometheus, service not started) to lint /metrics in tests.
+## Off CI a failed install only makes those checks skip; on CI (CI=true) it stops the run.
+promtool:
+	sh scripts/install-promtool.sh || [ "$$CI" != "true" ]
 
 ## Retake docs/screenshot.png (the page as an admin sees it) with the browser test.
 screenshot: $(STAMP) browser

@@ -17,6 +17,7 @@ from clients import (
     bearer,
     connect,
     expect_close,
+    lint_metrics,
     open_sockets,
     recv_notification,
     wait_for_open_sockets,
@@ -53,15 +54,19 @@ def holder(workers: set[int], ws: websockets.ClientConnection) -> int:
     raise AssertionError(f"no worker holds the socket from port {client_port}")
 
 
-async def scrape(base_url: str) -> tuple[dict[str, float], dict[str, set[str]]]:
-    """Samples by `name{labels}` (without pid), and the pids each family names."""
+async def metrics_text(base_url: str) -> str:
     # A new connection per scrape, so the kernel picks a worker each time.
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         response = await client.get("/metrics", headers={"Connection": "close"})
     assert response.status_code == 200, response.text
+    return response.text
+
+
+async def scrape(base_url: str) -> tuple[dict[str, float], dict[str, set[str]]]:
+    """Samples by `name{labels}` (without pid), and the pids each family names."""
     samples: dict[str, float] = {}
     pids: dict[str, set[str]] = {}
-    for family in text_string_to_metric_families(response.text):
+    for family in text_string_to_metric_families(await metrics_text(base_url)):
         for sample in family.samples:
             labels = {k: v for k, v in sample.labels.items() if k != "pid"}
             if "pid" in sample.labels:
@@ -141,6 +146,7 @@ async def test_two_workers_report_the_whole_server_on_every_scrape(server_factor
             (answered,) = pids["python_gc_objects_collected"]
             served_by.add(answered)
         assert served_by == {str(pid) for pid in workers}
+        lint_metrics(await metrics_text(proc.base_url))
 
         # SIGKILL one worker: its sockets drop and stop counting; its counts stay.
         victim = min(workers)

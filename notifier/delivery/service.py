@@ -34,6 +34,7 @@ from notifier.metrics import Metrics
 from notifier.schemas import NotificationOut
 
 logger = logging.getLogger(__name__)
+PendingSend = tuple[SendRequest, "asyncio.Future[SendResult]"]
 
 
 class Admission(enum.Enum):
@@ -42,9 +43,6 @@ class Admission(enum.Enum):
     ATTACHED = "attached"
     TOO_MANY = "too many sockets"
     CLOSING = "shutting down"
-
-
-PendingSend = tuple[SendRequest, "asyncio.Future[SendResult]"]
 
 
 def _log_sent(result: SendResult, sender_id: int, broadcast: bool) -> None:
