@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test browser pgbouncer screenshot lint format clean bench bench-quick
+.PHONY: run test browser pgbouncer promtool screenshot lint format clean bench bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ run: $(STAMP)
 	$(BIN)/notifier serve
 
 ## Install everything and run the whole test suite.
-test: $(STAMP) browser pgbouncer
+test: $(STAMP) browser pgbouncer promtool
 	$(BIN)/ruff check notifier tests migrations bench
 	$(BIN)/python -m pytest
 
@@ -47,6 +47,11 @@ browser:
 ## free port). Off CI a failed install only makes that test skip; on CI it stops the run.
 pgbouncer:
 	sh scripts/install-pgbouncer.sh || [ "$$CI" != "true" ]
+
+## Debian's promtool (package prometheus, service not started) to lint /metrics in tests.
+## Off CI a failed install only makes those checks skip; on CI (CI=true) it stops the run.
+promtool:
+	sh scripts/install-promtool.sh || [ "$$CI" != "true" ]
 
 ## Retake docs/screenshot.png (the page as an admin sees it) with the browser test.
 screenshot: $(STAMP) browser

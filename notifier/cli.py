@@ -113,6 +113,10 @@ def serve(
 
     Migrations run here, once, before any worker starts.
     """
+    # prometheus-client's multiprocess directory is serve's own (server.py): one inherited
+    # from the environment would mix in other processes' counts. Dropped before anything
+    # imports prometheus-client, which reads it once, at import.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     from notifier.migrate import upgrade
     from notifier.server import serve as run_server
 

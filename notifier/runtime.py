@@ -53,7 +53,13 @@ class Runtime:
         if settings.uses_memory_broker:
             broker = MemoryBroker(hub)
         else:
-            broker = RedisBroker(settings.broker_url, settings.broker_channel_prefix, hub, metrics)
+            broker = RedisBroker(
+                settings.broker_url,
+                settings.broker_channel_prefix,
+                hub,
+                metrics,
+                presence_ttl=settings.presence_ttl,
+            )
         notifications = NotificationService(store, hub, broker, metrics)
         return cls(
             settings=settings,
@@ -80,3 +86,4 @@ class Runtime:
         await self.notifications.stop()
         await self.broker.stop()
         await self.store.close()
+        self.metrics.close()

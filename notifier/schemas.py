@@ -132,7 +132,9 @@ class UserOut(BaseModel):
 
 
 class Me(UserOut):
-    open_sockets: int = Field(description="WebSockets this user has open on this server.")
+    open_sockets: int = Field(
+        description="WebSockets this user has open on the whole server (every worker and process)."
+    )
 
 
 class NotificationContent(BaseModel):

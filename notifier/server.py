@@ -1,18 +1,56 @@
 """Running the app under uvicorn, in this process or in several workers."""
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import uvicorn
+from fastapi import FastAPI
 
 from notifier.app import create_app
 from notifier.logs import uvicorn_log_config
+from notifier.metrics import MULTIPROCESS_DIR_VARIABLE
 from notifier.settings import Settings
+
+
+@contextmanager
+def shared_metrics_dir() -> Iterator[str]:
+    """A fresh private directory where the workers keep their metrics, removed at exit.
+
+    Set in the environment the workers inherit: prometheus-client reads it when each
+    worker imports it. Fresh per run, so counters start at 0 and no dead run's values
+    are summed in.
+    """
+    directory = tempfile.mkdtemp(prefix="notifier-metrics-")
+    previous = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = directory
+    try:
+        yield directory
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROCESS_DIR_VARIABLE, None)
+        else:
+            os.environ[MULTIPROCESS_DIR_VARIABLE] = previous
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     """Serve in this process, or in `workers` processes sharing one listening socket.
 
-    Each worker builds its own app from the environment (and `.env`), as this process did.
+    Each worker builds its own app from the environment (and `.env`), as this process did,
+    and keeps its metrics in a directory shared by the workers, so any worker's
+    `/metrics` answers for all of them.
     """
-    app = create_app(settings) if workers == 1 else "notifier.app:create_app"
+    if workers == 1:
+        _run(settings, create_app(settings), host, port, 1)
+        return
+    with shared_metrics_dir():
+        _run(settings, "notifier.app:create_app", host, port, workers)
+
+
+def _run(settings: Settings, app: FastAPI | str, host: str, port: int, workers: int) -> None:
     uvicorn.run(
         app,
         factory=workers > 1,

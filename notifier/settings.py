@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     ws_ticket_ttl: int = Field(default=30, gt=0)
     ws_allow_query_token: bool = True
     ws_max_sockets_per_user: int = Field(default=16, ge=1)
+    presence_ttl: float = Field(default=15.0, ge=1)
     ws_client_message_rate: float = Field(default=1.0, gt=0)
     ws_client_message_burst: int = Field(default=10, ge=1)
     ws_recheck_interval: float = Field(default=60.0, ge=0)

@@ -6,6 +6,8 @@ Every wait here is bounded, so a broken server fails a test quickly instead of h
 
 import asyncio
 import json
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -164,3 +166,20 @@ async def wait_for_status(
         if time.monotonic() > deadline:
             pytest.fail(f"{path} stayed {response.status_code}: {response.text}")
         await asyncio.sleep(0.1)
+
+
+# --- Metrics -----------------------------------------------------------------------------
+
+
+def lint_metrics(exposition: str) -> None:
+    """`promtool check metrics` finds nothing (Debian's prometheus package; `make test`
+    installs it with scripts/install-promtool.sh)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        from conftest import service_missing
+
+        service_missing("promtool", FileNotFoundError("run scripts/install-promtool.sh"))
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=exposition, capture_output=True, text=True
+    )
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")

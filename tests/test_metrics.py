@@ -5,7 +5,7 @@ from contextlib import AsyncExitStack
 
 import httpx
 import websockets
-from clients import bearer, connect, expect_close, recv_notification
+from clients import bearer, connect, expect_close, lint_metrics, recv_notification
 from prometheus_client.parser import text_string_to_metric_families
 
 INSTRUMENTS = {
@@ -41,6 +41,17 @@ async def test_metrics_describe_every_instrument(api):
     samples = await scrape(api.client)
     assert samples["notifier_open_sockets"] >= 0
     assert 'notifier_delivery_latency_seconds_bucket{le="+Inf"}' in samples
+
+
+async def test_one_process_serves_its_process_and_python_metrics_without_pid(api):
+    response = await api.client.get("/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds", "python_info"):
+        assert families[name].samples, name
+    assert families["python_gc_objects_collected"].samples
+    labels = {k for f in families.values() for s in f.samples for k in s.labels}
+    assert "pid" not in labels
+    lint_metrics(response.text)
 
 
 async def test_metrics_token_is_required_when_set(server_factory, api_for):

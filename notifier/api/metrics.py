@@ -1,10 +1,10 @@
-"""`GET /metrics`: this process's Prometheus metrics, optionally behind a bearer token."""
+"""`GET /metrics`: the whole server's metrics (every worker), optionally behind a token."""
 
 import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Response, status
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from notifier.auth.deps import RuntimeDep
 
@@ -35,4 +35,4 @@ async def metrics(
                 detail="metrics token required",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

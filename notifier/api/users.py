@@ -44,12 +44,12 @@ async def create_user(body: UserCreate, runtime: RuntimeDep, _admin: AdminUser) 
 
 @router.get("/me", response_model=Me)
 async def read_me(user: CurrentUser, runtime: RuntimeDep) -> Me:
-    """The caller's profile, with how many sockets they have open on this server."""
+    """The caller's profile, with how many sockets they have open on the whole server."""
     return Me(
         username=user.username,
         is_admin=user.is_admin,
         created_at=user.created_at,
-        open_sockets=runtime.hub.count(user.username),
+        open_sockets=await runtime.notifications.open_sockets(user.username),
     )
 
 

@@ -25,6 +25,7 @@ from notifier.db.store import StoredUser
 from notifier.delivery import closes
 from notifier.delivery.closes import Close
 from notifier.delivery.connection import Connection, SocketGone
+from notifier.delivery.service import Admission
 from notifier.logs import log_event
 from notifier.middleware import client_address
 from notifier.runtime import Runtime
@@ -181,9 +182,6 @@ async def _open(websocket: WebSocket, socket: Socket, runtime: Runtime) -> Opene
         metrics=runtime.metrics,
         write_now=scope.get("extensions", {}).get(WRITE_TEXT),
     )
-    if runtime.hub.count(user.username) >= settings.ws_max_sockets_per_user:
-        await _reject(socket, runtime, closes.TOO_MANY_SOCKETS)
-        return None
     # Before attaching: from then on a revocation may pick this socket by its session.
     session = SocketSession(
         socket.receive,
@@ -200,7 +198,11 @@ async def _open(websocket: WebSocket, socket: Socket, runtime: Runtime) -> Opene
     # Attach before reading where the stream starts: anything stored from here on is
     # either after the start point or queued live, and the cursor drops the copy that
     # comes second.
-    if not await service.attach(connection):
+    admission = await service.attach(connection, settings.ws_max_sockets_per_user)
+    if admission is Admission.TOO_MANY:
+        await _reject(socket, runtime, closes.TOO_MANY_SOCKETS)
+        return None
+    if admission is Admission.CLOSING:
         await socket.close(*closes.shutdown(settings.shutdown_reconnect_spread_ms))
         return None
     socket.username = user.username

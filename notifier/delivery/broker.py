@@ -4,6 +4,9 @@ A broker carries envelopes addressed to one user or to everyone, and hands what 
 receives to this process's hub. It only needs to bring a process what concerns the
 sockets it holds: the service subscribes a user while this process has a socket of theirs.
 
+It also owns `presence`: how many sockets each user has open on every process it spans
+(presence.py).
+
 `MemoryBroker` is the embedded default: one process, so publishing is handing the
 envelopes to this process's hub. `RedisBroker` (redis_broker.py) spans processes and hosts.
 """
@@ -13,12 +16,16 @@ from typing import Protocol
 
 from notifier.delivery.frames import Envelope
 from notifier.delivery.hub import Hub
+from notifier.delivery.presence import LocalPresence, Presence
 
 Addressed = tuple[str | None, Envelope]
 """(username, or None for everyone; envelope)."""
 
 
 class Broker(Protocol):
+    presence: Presence
+    """Sockets per user on every process this broker spans."""
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -50,6 +57,7 @@ class Broker(Protocol):
 class MemoryBroker:
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
+        self.presence: Presence = LocalPresence()
 
     async def start(self) -> None:
         return None

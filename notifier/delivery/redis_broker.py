@@ -4,6 +4,8 @@ Each process holds one subscription connection. On it, it subscribes one channel
 user that has a socket in this process, plus one channel for broadcasts, so a process
 only decodes what concerns its own sockets. Publishing uses a separate pooled client.
 
+Socket counts per user across processes live in Redis too (presence.py).
+
 Outages: Redis pub/sub keeps nothing for a subscriber that is away. When the
 subscription connection fails, the broker reports itself down and reconnects with
 backoff; once it is subscribed again it asks the hub to resync, and every socket
@@ -25,6 +27,7 @@ from redis.exceptions import RedisError
 from notifier.delivery.broker import Addressed
 from notifier.delivery.frames import CloseRequest, Envelope, Publication, Recipient, UserFrame
 from notifier.delivery.hub import Hub
+from notifier.delivery.presence import Presence, RedisPresence
 from notifier.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -77,6 +80,7 @@ class RedisBroker:
         hub: Hub,
         metrics: Metrics,
         *,
+        presence_ttl: float = 15.0,
         timeout: float = 2.0,
         max_reconnect_delay: float = 2.0,
     ) -> None:
@@ -99,6 +103,8 @@ class RedisBroker:
         self._up = False
         self._became_up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._presence = RedisPresence(url, channel_prefix, ttl=presence_ttl, timeout=timeout)
+        self.presence: Presence = self._presence
 
     def _channel(self, username: str) -> bytes:
         return f"{self._prefix}:user:{username}".encode()
@@ -108,6 +114,7 @@ class RedisBroker:
         return self._up
 
     async def start(self) -> None:
+        await self._presence.start()
         self._task = asyncio.create_task(self._run())
         # Give the first connection a moment, but never refuse to start: sends are
         # stored and sockets catch up once Redis answers.
@@ -121,6 +128,7 @@ class RedisBroker:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._presence.stop()
         await self._publisher.aclose()
         await self._subscriber.aclose()
 

@@ -9,6 +9,7 @@ stored at once.
 
 import asyncio
 import contextlib
+import enum
 import functools
 import logging
 import time
@@ -34,6 +35,14 @@ from notifier.schemas import NotificationOut
 
 logger = logging.getLogger(__name__)
 PendingSend = tuple[SendRequest, "asyncio.Future[SendResult]"]
+
+
+class Admission(enum.Enum):
+    """What `attach` made of a socket."""
+
+    ATTACHED = "attached"
+    TOO_MANY = "too many sockets"
+    CLOSING = "shutting down"
 
 
 def _log_sent(result: SendResult, sender_id: int, broadcast: bool) -> None:
@@ -167,21 +176,33 @@ class NotificationService:
         )
         await self._broker.publish([(username, request)])
 
-    async def attach(self, connection: Connection) -> bool:
-        """Join a socket to the hub and its user's broker channel; False when shutting down.
+    async def attach(self, connection: Connection, max_per_user: int) -> Admission:
+        """Count a socket for its user on every process, then join it to the hub and its
+        user's broker channel. Refused if the user holds `max_per_user` sockets already,
+        or while shutting down.
 
         It returns once the broker delivers this user's messages here, so reading the
         stream head afterwards (`start_point`) cannot miss a notification in between.
         """
+        presence = self._broker.presence
+        if not await presence.join(connection.username, max_per_user):
+            return Admission.TOO_MANY
         if not self._hub.add(connection):
-            return False
+            await presence.leave(connection.username)
+            return Admission.CLOSING
         self._metrics.sockets_opened.inc()
         await self._broker.subscribe(connection.username)
-        return True
+        return Admission.ATTACHED
 
     async def detach(self, connection: Connection) -> None:
+        """Undo `attach` for a socket it admitted."""
         if self._hub.remove(connection):
             await self._broker.unsubscribe(connection.username)
+        await self._broker.presence.leave(connection.username)
+
+    async def open_sockets(self, username: str) -> int:
+        """The user's open sockets on every process sharing the broker."""
+        return await self._broker.presence.count(username)
 
     async def start_point(self, user_id: int, since: int | None) -> tuple[int, bool]:
         """Where a new socket's stream starts, and whether it replays from the store first.
