@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request, Response, status
 from pydantic import BaseModel
 
-from notifier.api.errors import too_many_items
+from notifier.api.errors import ADMIN_ONLY, TOO_LARGE, too_many_items
 from notifier.auth.deps import AdminUser, RuntimeDep
 from notifier.db.sending import IdempotentRequest, SendRequest, SendResult
 from notifier.schemas import (
@@ -29,12 +29,14 @@ from notifier.schemas import (
 router = APIRouter(tags=["sending"])
 
 RESPONSES: dict[int | str, dict[str, object]] = {
+    **ADMIN_ONLY,
     404: {"model": UnknownUsersBody, "description": "Unknown recipients; nothing was stored"},
     422: {
         # Either FastAPI's field errors or the reused-key conflict.
         "model": ValidationErrorBody | IdempotencyConflictBody,
         "description": "Invalid body, or an Idempotency-Key reused for a different request",
     },
+    **TOO_LARGE,
 }
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -127,7 +129,7 @@ async def send_to_users(
     "/notifications/broadcast",
     status_code=status.HTTP_201_CREATED,
     response_model=BroadcastOut,
-    responses={422: RESPONSES[422]},
+    responses={status: RESPONSES[status] for status in (401, 403, 413, 422)},
 )
 async def broadcast(
     request: Request,
