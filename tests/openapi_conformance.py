@@ -56,11 +56,13 @@ class ApiDescription:
         if route is None or method.lower() not in route.operations:
             return None
         responses = route.operations[method.lower()]["responses"]
-        documented = responses.get(str(status)) or responses.get(f"{status // 100}XX")
+        key = next(
+            (k for k in (str(status), f"{status // 100}XX", "default") if k in responses), None
+        )
         where = f"{method} {route.template} answered {status}"
-        if documented is None:
+        if key is None:
             return f"{where}, which is not documented (documented: {', '.join(responses)})"
-        schema = documented.get("content", {}).get("application/json", {}).get("schema")
+        schema = responses[key].get("content", {}).get("application/json", {}).get("schema")
         if schema is None or body is None:
             return None
         validator = Draft202012Validator(

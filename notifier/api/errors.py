@@ -33,6 +33,11 @@ ADMIN_ONLY: Responses = {
 TOO_LARGE: Responses = {
     413: {"model": ErrorBody, "description": "The body is larger than NOTIFIER_MAX_BODY_SIZE"}
 }
+JSON_BODY_ERRORS: Responses = {
+    400: {"model": ErrorBody, "description": "The body cannot be read as text (not UTF-8)"},
+    **TOO_LARGE,
+}
+"""What a route with a JSON body answers before its handler runs (besides 422)."""
 
 
 def throttled(retry_after: int) -> HTTPException:

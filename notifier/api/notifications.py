@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request, Response, status
 from pydantic import BaseModel
 
-from notifier.api.errors import ADMIN_ONLY, TOO_LARGE, too_many_items
+from notifier.api.errors import ADMIN_ONLY, JSON_BODY_ERRORS, too_many_items
 from notifier.auth.deps import AdminUser, RuntimeDep
 from notifier.db.sending import IdempotentRequest, SendRequest, SendResult
 from notifier.schemas import (
@@ -36,7 +36,7 @@ RESPONSES: dict[int | str, dict[str, object]] = {
         "model": ValidationErrorBody | IdempotencyConflictBody,
         "description": "Invalid body, or an Idempotency-Key reused for a different request",
     },
-    **TOO_LARGE,
+    **JSON_BODY_ERRORS,
 }
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -129,7 +129,7 @@ async def send_to_users(
     "/notifications/broadcast",
     status_code=status.HTTP_201_CREATED,
     response_model=BroadcastOut,
-    responses={status: RESPONSES[status] for status in (401, 403, 413, 422)},
+    responses={status: RESPONSES[status] for status in (400, 401, 403, 413, 422)},
 )
 async def broadcast(
     request: Request,

@@ -8,8 +8,8 @@ from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from notifier.api.auth import set_session_cookie, token_body
 from notifier.api.errors import (
     ADMIN_ONLY,
+    JSON_BODY_ERRORS,
     THROTTLED,
-    TOO_LARGE,
     UNAUTHENTICATED,
     password_too_short,
     throttled,
@@ -46,7 +46,7 @@ def _not_found() -> HTTPException:
     responses={
         **ADMIN_ONLY,
         409: {"model": ErrorBody, "description": "The username is taken"},
-        **TOO_LARGE,
+        **JSON_BODY_ERRORS,
     },
 )
 async def create_user(body: UserCreate, runtime: RuntimeDep, _admin: AdminUser) -> UserOut:
@@ -75,7 +75,7 @@ async def read_me(user: CurrentUser, runtime: RuntimeDep) -> Me:
     responses={
         **UNAUTHENTICATED,
         403: {"model": ErrorBody, "description": "Wrong current password"},
-        **TOO_LARGE,
+        **JSON_BODY_ERRORS,
         **THROTTLED,
     },
 )
@@ -110,10 +110,13 @@ async def change_password(
     "/{username}",
     response_model=UserOut,
     responses={
-        400: {"model": ErrorBody, "description": "An admin cannot disable themselves"},
+        **JSON_BODY_ERRORS,
+        400: {
+            "model": ErrorBody,
+            "description": "An admin cannot disable themselves, or the body is not UTF-8",
+        },
         **ADMIN_ONLY,
         **UNKNOWN_USER,
-        **TOO_LARGE,
     },
 )
 async def update_user(
