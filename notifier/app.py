@@ -8,17 +8,28 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from notifier import __version__
-from notifier.api import auth, health, inbox, metrics, notifications, pages, users, ws
+from notifier.api import (
+    asyncapi,
+    auth,
+    health,
+    inbox,
+    metrics,
+    notifications,
+    pages,
+    users,
+    ws,
+)
 from notifier.api.cross_site import CrossSiteRequestGuard
 from notifier.api.json_input import EncodableJSONResponse
 from notifier.api.oauth_errors import OAuthErrorResponse, oauth_error_response
+from notifier.auth.deps import COOKIE_NAME
 from notifier.db.sending import IdempotencyKeyReusedError, UnknownUsersError
 from notifier.db.store import UsernameTakenError
 from notifier.gc_tuning import tune_for_many_sockets
-from notifier.middleware import BodySizeLimitMiddleware
+from notifier.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from notifier.runtime import Runtime
 from notifier.settings import Settings
 from notifier.shutdown import close_first_on_exit_signals
@@ -31,7 +42,8 @@ Authenticated live notifications. Log in at `POST /token` (renew with its
 receive `{"type": "notification", "notification": {...}}` text frames. Add
 `since=<last id>` to replay what was stored while you were away. A socket renews its
 token in place with `{"type": "auth", "token": ...}`. A closed socket gets a code and a
-reason from a fixed list; see the README's client protocol and SECURITY.md.
+reason from a fixed list: the socket protocol is described as an AsyncAPI 3.0 document at
+`GET /asyncapi.json`; see also the README's client protocol and SECURITY.md.
 """
 
 
@@ -48,6 +60,10 @@ class NotifierApp(FastAPI):
             await ws.serve_socket(scope, receive, send, self.state.runtime)
             return
         await super().__call__(scope, receive, send)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's own error middleware, so a 500 gets the headers too.
+        return SecurityHeadersMiddleware(super().build_middleware_stack(), COOKIE_NAME)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -68,7 +84,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await runtime.stop()
 
     app = NotifierApp(
-        title="Notifier", version=__version__, description=DESCRIPTION, lifespan=lifespan
+        title="Notifier",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # Served by `pages` from the package's own Swagger UI, under a CSP; no ReDoc (it
+        # would need assets from a CDN or a second bundle).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_size)
@@ -88,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     app.include_router(pages.router)
+    app.include_router(asyncapi.router)
+    app.mount(pages.SWAGGER_UI_MOUNT, pages.swagger_ui_files(), name="swagger-ui")
     app.mount("/static", pages.static_files(), name="static")
 
     @app.exception_handler(RequestValidationError)

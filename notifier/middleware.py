@@ -80,3 +80,46 @@ def client_address(scope: Scope) -> str | None:
     """`host:port` of the peer, for log lines."""
     client = scope.get("client")
     return f"{client[0]}:{client[1]}" if isinstance(client, tuple | list) else None
+
+
+class SecurityHeadersMiddleware:
+    """Headers every HTTP answer needs, added as the response starts (no body buffering).
+
+    - `X-Content-Type-Options: nosniff` on every response.
+    - `Cache-Control: no-store` on answers to requests that carry credentials (an
+      `Authorization` header or the session cookie), outside `/static/`, unless the route
+      set its own `Cache-Control`: what one user was shown must not be kept by a shared
+      cache or the browser's history.
+    """
+
+    def __init__(self, app: ASGIApp, cookie_name: str, static_prefix: str = "/static/") -> None:
+        self.app = app
+        self._cookie = f"{cookie_name}=".encode()
+        self._static_prefix = static_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        private = self._carries_credentials(scope)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                names = {name.lower() for name, _ in headers}
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                if private and b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _carries_credentials(self, scope: Scope) -> bool:
+        if scope["path"].startswith(self._static_prefix):
+            return False
+        for name, value in scope["headers"]:
+            if name == b"authorization" or (name == b"cookie" and self._cookie in value):
+                return True
+        return False

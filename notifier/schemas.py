@@ -11,6 +11,8 @@ USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
 MAX_ID = 2**63 - 1
 """Ids are 64-bit database integers; a larger one names nothing."""
 MAX_DATA_BYTES = 16 * 1024
+MAX_SOCKET_TOKEN_LENGTH = 8192
+"""The longest token an `auth` socket message may carry."""
 MAX_RECIPIENTS = 100_000
 """The ceiling; NOTIFIER_MAX_RECIPIENTS (default 1000) is the limit a server enforces."""
 
@@ -204,3 +206,63 @@ class ValidationErrorBody(BaseModel):
     """FastAPI's own 422 body: one entry per invalid field."""
 
     detail: list[dict[str, Any]]
+
+
+class ErrorBody(BaseModel):
+    """Every HTTP error but 422 and the OAuth2 endpoints' refusals: one sentence."""
+
+    detail: str
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    error: str | None = Field(default=None, description="The database error's type, when down.")
+
+
+class ReadinessOut(BaseModel):
+    status: Literal["ready", "unavailable"]
+    database: Literal["up", "down"]
+    broker: Literal["up", "down"]
+
+
+# WebSocket messages (`GET /asyncapi.json` describes the protocol with these). The server
+# builds its frames by hand for speed (`delivery/frames.py`, `api/socket_session.py`);
+# tests check real frames against these models' schemas.
+
+
+class NotificationFrame(BaseModel):
+    """A new notification, or a replayed one (`since`)."""
+
+    type: Literal["notification"]
+    notification: NotificationOut
+    unread_count: int = Field(ge=0, description="The user's unread notifications now.")
+
+
+class ReadFrame(BaseModel):
+    """Notifications of the user were marked read, on this device or another."""
+
+    type: Literal["read"]
+    ids: list[int] = Field(description="The notifications that changed.")
+    unread_count: int = Field(ge=0, description="The user's unread notifications now.")
+
+
+class TokenExpiringFrame(BaseModel):
+    """The socket's token expires soon: answer with an `auth` message."""
+
+    type: Literal["token_expiring"]
+    expires_in: int = Field(ge=0, description="Seconds until the socket closes (1008).")
+
+
+class AuthOkFrame(BaseModel):
+    """The answer to an accepted `auth` message."""
+
+    type: Literal["auth_ok"]
+    expires_in: int = Field(ge=0, description="Seconds until the new token expires.")
+
+
+class AuthMessage(BaseModel):
+    """From the client: renew the socket's credentials in place with a fresh access token
+    of the same user. Messages of other types are ignored."""
+
+    type: Literal["auth"]
+    token: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SOCKET_TOKEN_LENGTH)]

@@ -35,6 +35,9 @@ from jose import jwt
 pytest.register_assert_rewrite("clients")
 from clients import bearer  # noqa: E402
 
+# Every answer the tests get from a real server is checked against its /openapi.json.
+pytest_plugins = ["openapi_conformance"]
+
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin-password-for-tests"

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from notifier.api.errors import THROTTLED, throttled, unauthorized_login
+from notifier.api.errors import THROTTLED, TOO_LARGE, UNAUTHENTICATED, throttled, unauthorized_login
 from notifier.api.oauth_errors import (
     INVALID_GRANT,
     INVALID_REQUEST,
@@ -132,7 +132,7 @@ TokenRequest = Annotated[TokenForm, Form()]
 @router.post(
     "/token",
     response_model=Token,
-    responses=TOKEN_ERRORS,
+    responses={**TOKEN_ERRORS, **TOO_LARGE},
     summary="Log in, or exchange a refresh token (OAuth2 token endpoint)",
 )
 async def issue_token(
@@ -146,7 +146,7 @@ async def issue_token(
 @router.post(
     "/session",
     response_model=Token,
-    responses=TOKEN_ERRORS,
+    responses={**TOKEN_ERRORS, **TOO_LARGE},
     summary="Log in (or refresh) with an HttpOnly cookie",
 )
 async def open_session(
@@ -183,7 +183,7 @@ async def close_session(
     "/token/revoke",
     status_code=status.HTTP_200_OK,
     response_class=Response,
-    responses=REVOKE_ERRORS,
+    responses={**REVOKE_ERRORS, **TOO_LARGE},
     summary="Revoke a token (RFC 7009)",
 )
 async def revoke_token(
@@ -202,6 +202,7 @@ async def revoke_token(
 @router.post(
     "/ws-ticket",
     response_model=WsTicketOut,
+    responses=UNAUTHENTICATED,
     summary="A single-use ticket for /ws?ticket=",
 )
 async def issue_ws_ticket(
@@ -220,10 +221,24 @@ async def issue_ws_ticket(
     "/.well-known/jwks.json",
     summary="Public keys that verify access tokens (RS256/ES256 only)",
 )
-async def json_web_key_set(runtime: RuntimeDep) -> dict[str, list[dict[str, str]]]:
+async def json_web_key_set(
+    runtime: RuntimeDep, response: Response
+) -> dict[str, list[dict[str, str]]]:
     """A JWK Set (RFC 7517) of every key tokens may currently be signed with, by `kid`.
-    Empty with HS256, whose key is secret."""
+    Empty with HS256, whose key is secret. Cacheable for `jwks_max_age` seconds."""
+    max_age = jwks_max_age(runtime.settings.access_token_ttl)
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
     return runtime.accounts.tokens.keys.public_jwks()
+
+
+JWKS_MAX_AGE_CEILING = 300
+
+
+def jwks_max_age(access_token_ttl: int) -> int:
+    """How long a verifier may cache the key set: a tenth of the access-token lifetime (the
+    overlap a rotation keeps the old key listed), at most five minutes. A verifier that
+    meets a new `kid` within that time refetches (PyJWKClient, jose libraries do)."""
+    return min(JWKS_MAX_AGE_CEILING, access_token_ttl // 10)
 
 
 @router.get("/session", response_model=SessionInfo, summary="Who the session speaks for")

@@ -6,6 +6,7 @@ from fastapi.responses import JSONResponse
 
 from notifier.auth.deps import RuntimeDep
 from notifier.runtime import Runtime
+from notifier.schemas import HealthOut, ReadinessOut
 
 router = APIRouter(tags=["health"])
 
@@ -18,7 +19,11 @@ async def _database_error(runtime: Runtime) -> str | None:
     return None
 
 
-@router.get("/healthz", responses={503: {"description": "The database does not answer"}})
+@router.get(
+    "/healthz",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "The database does not answer"}},
+)
 async def healthz(runtime: RuntimeDep) -> JSONResponse:
     error = await _database_error(runtime)
     if error is not None:
@@ -26,7 +31,11 @@ async def healthz(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", responses={503: {"description": "The database or the broker is down"}})
+@router.get(
+    "/readyz",
+    response_model=ReadinessOut,
+    responses={503: {"model": ReadinessOut, "description": "The database or the broker is down"}},
+)
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     database_ok = await _database_error(runtime) is None
     broker_ok = runtime.broker.up

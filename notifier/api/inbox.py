@@ -4,11 +4,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from notifier.api.errors import UNAUTHENTICATED
 from notifier.api.json_input import InputCheckedRoute
 from notifier.auth.deps import CurrentUser, RuntimeDep
-from notifier.schemas import MAX_ID, Inbox, NotificationOut, ReadAllResult
+from notifier.schemas import MAX_ID, ErrorBody, Inbox, NotificationOut, ReadAllResult
 
-router = APIRouter(prefix="/notifications", tags=["inbox"], route_class=InputCheckedRoute)
+router = APIRouter(
+    prefix="/notifications",
+    tags=["inbox"],
+    responses=UNAUTHENTICATED,
+    route_class=InputCheckedRoute,
+)
 
 
 @router.get("", response_model=Inbox)
@@ -33,7 +39,11 @@ async def mark_all_read(user: CurrentUser, runtime: RuntimeDep) -> ReadAllResult
     return ReadAllResult(updated=updated)
 
 
-@router.post("/{notification_id}/read", response_model=NotificationOut)
+@router.post(
+    "/{notification_id}/read",
+    response_model=NotificationOut,
+    responses={404: {"model": ErrorBody, "description": "Not one of the caller's notifications"}},
+)
 async def mark_read(
     notification_id: Annotated[int, Path(ge=1, le=MAX_ID)], user: CurrentUser, runtime: RuntimeDep
 ) -> NotificationOut:

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request, Response, status
 from pydantic import BaseModel
 
-from notifier.api.errors import too_many_items
+from notifier.api.errors import ADMIN_ONLY, JSON_BODY_ERRORS, too_many_items
 from notifier.api.json_input import InputCheckedRoute
 from notifier.auth.deps import AdminUser, RuntimeDep
 from notifier.db.sending import IdempotentRequest, SendRequest, SendResult
@@ -30,12 +30,14 @@ from notifier.schemas import (
 router = APIRouter(tags=["sending"], route_class=InputCheckedRoute)
 
 RESPONSES: dict[int | str, dict[str, object]] = {
+    **ADMIN_ONLY,
     404: {"model": UnknownUsersBody, "description": "Unknown recipients; nothing was stored"},
     422: {
         # Either FastAPI's field errors or the reused-key conflict.
         "model": ValidationErrorBody | IdempotencyConflictBody,
         "description": "Invalid body, or an Idempotency-Key reused for a different request",
     },
+    **JSON_BODY_ERRORS,
 }
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -128,7 +130,7 @@ async def send_to_users(
     "/notifications/broadcast",
     status_code=status.HTTP_201_CREATED,
     response_model=BroadcastOut,
-    responses={422: RESPONSES[422]},
+    responses={status: RESPONSES[status] for status in (400, 401, 403, 413, 422)},
 )
 async def broadcast(
     request: Request,

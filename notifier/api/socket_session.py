@@ -27,8 +27,9 @@ from notifier.db.store import StoredUser
 from notifier.delivery import closes
 from notifier.delivery.closes import Close
 from notifier.delivery.connection import Connection
+from notifier.schemas import MAX_SOCKET_TOKEN_LENGTH
 
-MAX_TOKEN_LENGTH = 8192
+MAX_TOKEN_LENGTH = MAX_SOCKET_TOKEN_LENGTH
 
 ReceiveMessage = Callable[[], Awaitable[Message]]
 

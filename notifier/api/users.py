@@ -6,13 +6,21 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 
 from notifier.api.auth import set_session_cookie, token_body
-from notifier.api.errors import THROTTLED, password_too_short, throttled
+from notifier.api.errors import (
+    ADMIN_ONLY,
+    JSON_BODY_ERRORS,
+    THROTTLED,
+    UNAUTHENTICATED,
+    password_too_short,
+    throttled,
+)
 from notifier.api.json_input import InputCheckedRoute
 from notifier.auth.accounts import InvalidCredentials, PasswordTooShort
 from notifier.auth.deps import COOKIE_NAME, AdminUser, CurrentUser, RuntimeDep, client_address
 from notifier.auth.throttle import LoginThrottled
 from notifier.schemas import (
     USERNAME_PATTERN,
+    ErrorBody,
     Me,
     PasswordChange,
     RevokedSessions,
@@ -25,14 +33,23 @@ from notifier.schemas import (
 router = APIRouter(prefix="/users", tags=["users"], route_class=InputCheckedRoute)
 
 UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
-UNKNOWN_USER = {404: {"description": "No such user"}}
+UNKNOWN_USER = {404: {"model": ErrorBody, "description": "No such user"}}
 
 
 def _not_found() -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail="user not found")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses={
+        **ADMIN_ONLY,
+        409: {"model": ErrorBody, "description": "The username is taken"},
+        **JSON_BODY_ERRORS,
+    },
+)
 async def create_user(body: UserCreate, runtime: RuntimeDep, _admin: AdminUser) -> UserOut:
     """Create a user (admin only). A taken name answers 409, a short password 422."""
     try:
@@ -42,7 +59,7 @@ async def create_user(body: UserCreate, runtime: RuntimeDep, _admin: AdminUser) 
     return UserOut(username=user.username, is_admin=user.is_admin, created_at=user.created_at)
 
 
-@router.get("/me", response_model=Me)
+@router.get("/me", response_model=Me, responses=UNAUTHENTICATED)
 async def read_me(user: CurrentUser, runtime: RuntimeDep) -> Me:
     """The caller's profile, with how many sockets they have open on the whole server."""
     return Me(
@@ -56,7 +73,12 @@ async def read_me(user: CurrentUser, runtime: RuntimeDep) -> Me:
 @router.put(
     "/me/password",
     response_model=Token,
-    responses={403: {"description": "Wrong current password"}, **THROTTLED},
+    responses={
+        **UNAUTHENTICATED,
+        403: {"model": ErrorBody, "description": "Wrong current password"},
+        **JSON_BODY_ERRORS,
+        **THROTTLED,
+    },
 )
 async def change_password(
     body: PasswordChange,
@@ -88,7 +110,15 @@ async def change_password(
 @router.patch(
     "/{username}",
     response_model=UserOut,
-    responses={**UNKNOWN_USER, 400: {"description": "An admin cannot disable themselves"}},
+    responses={
+        **JSON_BODY_ERRORS,
+        400: {
+            "model": ErrorBody,
+            "description": "An admin cannot disable themselves, or the body is not UTF-8",
+        },
+        **ADMIN_ONLY,
+        **UNKNOWN_USER,
+    },
 )
 async def update_user(
     username: UsernamePath, body: UserUpdate, runtime: RuntimeDep, admin: AdminUser
@@ -108,7 +138,11 @@ async def update_user(
     )
 
 
-@router.post("/{username}/revoke-tokens", response_model=RevokedSessions, responses=UNKNOWN_USER)
+@router.post(
+    "/{username}/revoke-tokens",
+    response_model=RevokedSessions,
+    responses={**ADMIN_ONLY, **UNKNOWN_USER},
+)
 async def revoke_user_tokens(
     username: UsernamePath, runtime: RuntimeDep, _admin: AdminUser
 ) -> RevokedSessions:

@@ -23,6 +23,10 @@ class Close(NamedTuple):
 
 POLICY_VIOLATION = 1008
 
+# Credentials refused (the reasons `TokenError` carries, on connect and on renewal).
+INVALID_TOKEN = Close(POLICY_VIOLATION, "invalid token")
+UNKNOWN_USER = Close(POLICY_VIOLATION, "unknown user")
+INVALID_TICKET = Close(POLICY_VIOLATION, "invalid ticket")
 TOKEN_EXPIRED = Close(POLICY_VIOLATION, "token expired")
 ORIGIN_NOT_ALLOWED = Close(POLICY_VIOLATION, "origin not allowed")
 NO_TOKEN = Close(POLICY_VIOLATION, "no token")
@@ -40,7 +44,13 @@ QUEUE_OVERFLOW = Close(1013, "slow consumer")
 
 
 def rejected(reason: str) -> Close:
+    """1008 with a `TokenError` reason (each has its constant above)."""
     return Close(POLICY_VIOLATION, reason)
+
+
+def listed() -> list[Close]:
+    """Every fixed close above, in order (the 1012 of `shutdown` has a variable reason)."""
+    return [value for value in globals().values() if isinstance(value, Close)]
 
 
 def shutdown(spread_ms: int, rng: random.Random | None = None) -> Close:
