@@ -197,6 +197,26 @@ async def test_authlib_sees_invalid_request_for_a_malformed_login(api, authlib_c
     ]
 
 
+async def test_the_cookie_login_refuses_with_the_same_bodies(api) -> None:
+    username = await api.create_user()
+    wrong = await api.client.post("/session", data={"username": username, "password": "nope"})
+    assert wrong.status_code == 401
+    assert wrong.json() == {
+        "error": "invalid_grant",
+        "error_description": "incorrect username or password",
+        "detail": "incorrect username or password",
+    }
+    assert wrong.headers["www-authenticate"] == "Bearer"
+    assert "set-cookie" not in wrong.headers
+    malformed = await api.client.post("/session", data={"grant_type": "refresh_token"})
+    assert malformed.status_code == 422
+    assert malformed.json()["error"] == "invalid_request"
+    assert malformed.json()["error_description"] == "refresh_token: Field required"
+    assert "set-cookie" not in malformed.headers
+    # The failures above did not lock the user out (the limit is per username).
+    assert (await _login_pair(api, username))["access_token"]
+
+
 # --- requests-oauthlib -----------------------------------------------------------------
 
 
