@@ -16,6 +16,8 @@ from conftest import USER_PASSWORD, ServerProcess, free_port, unique_name
 from playwright.async_api import Browser, async_playwright
 from test_page import CHROMIUM, LAUNCH_ARGS
 
+from notifier.api.cross_site import origin_allowed, referer_origin
+
 ALLOWED = "http://allowed.example:8080"
 REFUSED = {"detail": "origin not allowed"}
 
@@ -135,6 +137,28 @@ async def test_login_from_another_origin_is_refused_without_a_cookie(sapi) -> No
     # POST /token sets no cookie: apps log in there from anywhere.
     token = await sapi.client.post("/token", data=form, headers={"Origin": "http://evil.example"})
     assert token.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed"),
+    [
+        ("http://127.0.0.1:8000", "127.0.0.1:8000", True),
+        ("https://Notify.Example", "notify.example", True),
+        (ALLOWED + "/", "127.0.0.1:8000", True),
+        ("http://127.0.0.1:8001", "127.0.0.1:8000", False),
+        ("http://[::1", "127.0.0.1:8000", False),  # unparsable: refused, not a 500
+        ("null", "", False),
+        ("http://127.0.0.1:8000", "", False),  # no Host header: nothing is "own"
+    ],
+)
+def test_origin_rule(origin: str, host: str, allowed: bool) -> None:
+    assert origin_allowed(origin, host, [ALLOWED]) is allowed
+
+
+def test_referer_origin() -> None:
+    assert referer_origin("http://127.0.0.1:1/a/b?c=d#e") == "http://127.0.0.1:1"
+    assert referer_origin("not a url") == ""
+    assert referer_origin("http://[::1/") == ""
 
 
 # --- Attacks in a real browser ------------------------------------------------------------
