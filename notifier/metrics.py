@@ -152,14 +152,15 @@ class WorkersCollector(Collector):
             if match is None:
                 continue
             pid = int(match.group(1))
-            if _running(pid):
+            if process_running(pid):
                 pids.append(pid)
             else:
                 mark_process_dead(pid, str(self._directory))
         return sorted(pids)
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether `pid` is a process that runs (not a zombie waiting to be reaped)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

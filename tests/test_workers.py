@@ -2,7 +2,11 @@
 and the sockets-per-user limit and `open_sockets` count every process sharing Redis."""
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -25,6 +29,7 @@ from clients import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifier.delivery.presence import RedisPresence
+from notifier.server import shared_metrics_dir
 
 TIMEOUT = 30
 SCRAPES = 20
@@ -290,3 +295,21 @@ async def test_presence_survives_redis_losing_its_data_and_going_away(redis_serv
         assert await third.count("u") == 0
     finally:
         await third.stop()
+
+
+def test_serve_makes_a_fresh_metrics_dir_and_removes_orphaned_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    orphaned = tmp_path / f"notifier-metrics-{ended.pid}-abc"
+    running = tmp_path / f"notifier-metrics-{os.getpid()}-def"
+    unrelated = tmp_path / "notifier-metrics-notapid"
+    for directory in (orphaned, running, unrelated):
+        directory.mkdir()
+    with shared_metrics_dir() as directory:
+        assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == directory
+        assert Path(directory).parent == tmp_path and not list(Path(directory).iterdir())
+        assert not orphaned.exists() and running.exists() and unrelated.exists()
+    assert not Path(directory).exists()
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
