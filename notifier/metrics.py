@@ -140,8 +140,15 @@ class WorkersCollector(Collector):
         pids = self._live_pids()  # first: marks killed workers dead before merging
         yield from self._merged.collect()
         yield from self._platform.collect()
+        # One family per name, with a sample per worker (a name may be described once).
+        families: dict[str, Metric] = {}
         for pid in pids:
-            yield from _with_pid(ProcessCollector(pid=lambda pid=pid: pid, registry=None), pid)
+            process = ProcessCollector(pid=lambda pid=pid: pid, registry=None)
+            for metric in _with_pid(process, pid):
+                family = families.setdefault(metric.name, metric)
+                if family is not metric:
+                    family.samples.extend(metric.samples)
+        yield from families.values()
         yield from _with_pid(self._gc, os.getpid())
 
     def _live_pids(self) -> list[int]:
