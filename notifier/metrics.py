@@ -140,8 +140,15 @@ class WorkersCollector(Collector):
         pids = self._live_pids()  # first: marks killed workers dead before merging
         yield from self._merged.collect()
         yield from self._platform.collect()
+        # One family per name, with a sample per worker (a name may be described once).
+        families: dict[str, Metric] = {}
         for pid in pids:
-            yield from _with_pid(ProcessCollector(pid=lambda pid=pid: pid, registry=None), pid)
+            process = ProcessCollector(pid=lambda pid=pid: pid, registry=None)
+            for metric in _with_pid(process, pid):
+                family = families.setdefault(metric.name, metric)
+                if family is not metric:
+                    family.samples.extend(metric.samples)
+        yield from families.values()
         yield from _with_pid(self._gc, os.getpid())
 
     def _live_pids(self) -> list[int]:
@@ -152,14 +159,15 @@ class WorkersCollector(Collector):
             if match is None:
                 continue
             pid = int(match.group(1))
-            if _running(pid):
+            if process_running(pid):
                 pids.append(pid)
             else:
                 mark_process_dead(pid, str(self._directory))
         return sorted(pids)
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether `pid` is a process that runs (not a zombie waiting to be reaped)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

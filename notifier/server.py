@@ -5,14 +5,17 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
 from notifier.app import create_app
 from notifier.logs import uvicorn_log_config
-from notifier.metrics import MULTIPROCESS_DIR_VARIABLE
+from notifier.metrics import MULTIPROCESS_DIR_VARIABLE, process_running
 from notifier.settings import Settings
+
+METRICS_DIR_PREFIX = "notifier-metrics-"
 
 
 @contextmanager
@@ -21,9 +24,11 @@ def shared_metrics_dir() -> Iterator[str]:
 
     Set in the environment the workers inherit: prometheus-client reads it when each
     worker imports it. Fresh per run, so counters start at 0 and no dead run's values
-    are summed in.
+    are summed in. Its name carries this process's id, so that the next `serve` removes
+    it if this one is killed before it can.
     """
-    directory = tempfile.mkdtemp(prefix="notifier-metrics-")
+    _remove_orphaned_metrics_dirs()
+    directory = tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-")
     previous = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
     os.environ[MULTIPROCESS_DIR_VARIABLE] = directory
     try:
@@ -34,6 +39,14 @@ def shared_metrics_dir() -> Iterator[str]:
         else:
             os.environ[MULTIPROCESS_DIR_VARIABLE] = previous
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _remove_orphaned_metrics_dirs() -> None:
+    """Directories left by a `serve` that was killed (SIGKILL) before removing its own."""
+    for path in Path(tempfile.gettempdir()).glob(f"{METRICS_DIR_PREFIX}*-*"):
+        owner = path.name.removeprefix(METRICS_DIR_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and not process_running(int(owner)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:

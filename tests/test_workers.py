@@ -2,9 +2,13 @@
 and the sockets-per-user limit and `open_sockets` count every process sharing Redis."""
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -22,11 +26,14 @@ from clients import (
     recv_notification,
     wait_for_open_sockets,
 )
+from conftest import ServerProcess, backend_env
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifier.delivery.presence import RedisPresence
+from notifier.server import shared_metrics_dir
 
 TIMEOUT = 30
+WORKERS_START_TIMEOUT = 120
 SCRAPES = 20
 TOO_MANY = (1008, "too many sockets")
 COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
@@ -89,10 +96,28 @@ def assert_never_decrease(previous: dict[str, float], current: dict[str, float])
         assert current.get(name, 0) >= value, f"{name} went from {value} to {current.get(name)}"
 
 
-async def test_two_workers_report_the_whole_server_on_every_scrape(server_factory, api_for):
-    proc = server_factory(
-        backend_name="postgres", args=["--workers", "2"], NOTIFIER_WS_MAX_SOCKETS_PER_USER="64"
+@pytest.fixture
+def two_workers(request, tmp_path_factory) -> Iterator[ServerProcess]:
+    """`notifier serve --workers 2` on PostgreSQL and Redis, stopped with SIGTERM."""
+    proc = ServerProcess(
+        tmp_path_factory.mktemp("workers"),
+        env_overrides={
+            **backend_env(request, "postgres"),
+            "NOTIFIER_WS_MAX_SOCKETS_PER_USER": "64",
+        },
+        serve_args=["--workers", "2"],
     )
+    try:
+        # Each worker imports everything at once: slow on a busy 2-core machine.
+        proc.start(timeout=WORKERS_START_TIMEOUT)
+        yield proc
+    finally:
+        if proc.process is not None and proc.process.poll() is None:
+            proc.stop(signal.SIGTERM, 30.0)
+
+
+async def test_two_workers_report_the_whole_server_on_every_scrape(two_workers, api_for):
+    proc = two_workers
     assert proc.process is not None
     serve = psutil.Process(proc.process.pid)
     async with api_for(proc) as api, AsyncExitStack() as stack:
@@ -290,3 +315,21 @@ async def test_presence_survives_redis_losing_its_data_and_going_away(redis_serv
         assert await third.count("u") == 0
     finally:
         await third.stop()
+
+
+def test_serve_makes_a_fresh_metrics_dir_and_removes_orphaned_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    orphaned = tmp_path / f"notifier-metrics-{ended.pid}-abc"
+    running = tmp_path / f"notifier-metrics-{os.getpid()}-def"
+    unrelated = tmp_path / "notifier-metrics-notapid"
+    for directory in (orphaned, running, unrelated):
+        directory.mkdir()
+    with shared_metrics_dir() as directory:
+        assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == directory
+        assert Path(directory).parent == tmp_path and not list(Path(directory).iterdir())
+        assert not orphaned.exists() and running.exists() and unrelated.exists()
+    assert not Path(directory).exists()
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
