@@ -254,3 +254,17 @@ async def test_a_complete_head_is_not_timed_and_the_next_one_is():
     protocol.data_received(GET)
     await asyncio.sleep(LIMITS.header_timeout * 1.5)
     assert transport.closed
+
+
+async def test_a_head_in_one_read_costs_no_timer_and_stray_bytes_are_timed():
+    protocol, transport, scopes = open_http()
+    protocol.data_received(GET + b"\r\n")
+    await settle()
+    protocol.data_received(GET + b"\r\n")
+    await settle()
+    assert len(scopes) == 2 and protocol.head_timer is None
+    # Bytes that begin no request still cancel uvicorn's keep-alive timer: timed instead.
+    protocol.data_received(b"\r\n")
+    assert protocol.head_timer is not None
+    await asyncio.sleep(LIMITS.header_timeout * 1.5)
+    assert transport.closed
