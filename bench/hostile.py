@@ -1,6 +1,7 @@
 """Hostile transport probes against a Notifier server on loopback: ping floods, slow heads.
 
     python -m bench.hostile --ping-flood [--source DIR] [--connections 20] [--seconds 15]
+                            [--linger 35]
     python -m bench.hostile --slow-heads [--source DIR] [--connections 500] [--seconds 15]
 
 Each run starts `python -m notifier serve` from `--source` (a checkout; default this one)
@@ -197,8 +198,12 @@ class ProbeServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    "the server exited: " + (self.workdir / "server.log").read_text()[-2000:]
+                )
             with (
                 contextlib.suppress(OSError),
                 urllib.request.urlopen(f"http://{HOST}:{self.port}/healthz", timeout=1),
@@ -234,7 +239,7 @@ def probe_server(source: Path, **env_overrides: str) -> Iterator[ProbeServer]:
             server.stop()
 
 
-def ping_flood(server: ProbeServer, connections: int, seconds: float) -> None:
+def ping_flood(server: ProbeServer, connections: int, seconds: float, linger: float) -> None:
     token = server.admin_token()
     print(f"before: {server.figures()}")
     socks = [
@@ -251,6 +256,10 @@ def ping_flood(server: ProbeServer, connections: int, seconds: float) -> None:
         f"  {sent / 2**20:.0f} MiB of pings sent; sockets the server has not closed: "
         f"{len(still_open)} (refused ones: {refused_open})"
     )
+    if linger:
+        # The attacker keeps its sockets (and reads nothing): what does the server still hold?
+        time.sleep(linger)
+        print(f"{linger:.0f} s later, the sockets still held by the client: {server.figures()}")
     for sock in socks:
         sock.close()
 
@@ -274,14 +283,17 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=ROOT, help="the checkout to serve")
     parser.add_argument("--connections", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--linger", type=float, default=35.0, help="ping flood: seconds to hold the sockets after"
+    )
     args = parser.parse_args()
-    if not 0 < args.seconds <= 120:
-        parser.error("--seconds: between 0 and 120")
+    if not 0 < args.seconds <= 120 or not 0 <= args.linger <= 120:
+        parser.error("--seconds, --linger: at most 120")
     print(f"serving {args.source.resolve()}")
     if args.ping_flood:
         # A message rate high enough that the write-side bound, not the rate, is what holds.
         with probe_server(args.source, NOTIFIER_WS_CLIENT_MESSAGE_RATE="1000000") as server:
-            ping_flood(server, min(args.connections or 20, 200), args.seconds)
+            ping_flood(server, min(args.connections or 20, 200), args.seconds, args.linger)
     else:
         with probe_server(args.source, NOTIFIER_HEADER_TIMEOUT="2") as server:
             slow_heads(server, min(args.connections or 500, 2000), args.seconds)

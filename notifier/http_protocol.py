@@ -6,9 +6,10 @@ bytes of each head (request line and headers, the WebSocket upgrade request incl
 
 - over `max_header_size` it answers 431 and closes (or just closes, when a response to an
   earlier pipelined request is still being written);
-- a head not complete `header_timeout` seconds after its first byte (or after the
-  connection opened) is closed. One timer per connection, only while a head is
-  incomplete; uvicorn's keep-alive timer still closes idle connections between requests.
+- a head not complete `header_timeout` seconds after the read that began it (or after
+  the connection opened) is closed. One timer per connection, armed only while a head is
+  incomplete after a read; uvicorn's keep-alive timer still closes idle connections
+  between requests.
 
 Everything else (parsing, bodies, keep-alive, the upgrade to WebSocket) is uvicorn's.
 """
@@ -45,6 +46,8 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self.head_timeout = limits.header_timeout
         # A head is pending from the connection's start and after each complete request.
         self.head_pending = True
+        # Bytes of the pending head have arrived (the keep-alive timer no longer runs).
+        self.head_started = False
         self.head_size = 0
         # The last bytes of the head so far: its end may straddle two reads.
         self.head_tail = b""
@@ -65,7 +68,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return  # refused or timed out: read no more
         if self.head_pending:
-            self.start_head_timer()
+            self.head_started = True
             room = self.max_head_size - self.head_size
             if (
                 len(data) > room
@@ -76,11 +79,15 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             self.head_size += len(data)
             self.head_tail = data[-(len(HEAD_END) - 1) :]
         super().data_received(data)
+        # Timed only when a read leaves a head begun but incomplete: a head that arrives
+        # in one read (nearly all of them) costs no timer.
+        if self.head_pending and self.head_started and not self.transport.is_closing():
+            self.start_head_timer()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         # A pipelined head may begin in the read that ended the previous request.
-        self.start_head_timer()
+        self.head_started = True
 
     def on_headers_complete(self) -> None:
         self.head_pending = False
@@ -93,6 +100,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         # most one read). Its timer starts with its first byte; until then the idle
         # connection is uvicorn's keep-alive timer's.
         self.head_pending = True
+        self.head_started = False
         self.head_size = 0
         self.head_tail = b""
 

@@ -254,6 +254,12 @@ class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
         return True
 
     async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] == "websocket.close" and self.output_blocked:
+            # The app closes a socket whose output is blocked (a refused token, a stuck
+            # client): its close frame waits behind that output for the close timeout only.
+            if self.drop_timer is not None:
+                self.drop_timer.cancel()
+            self.drop_timer = self.loop.call_later(self.close_timeout, self.drop)
         close_timer = self.close_timer
         await super().send(message)
         if self.close_timer is not close_timer and self.close_timer is not None:

@@ -6,6 +6,7 @@ and other users are still served. Attacks are bounded in count and time, on loop
 import asyncio
 import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 
 import pytest
@@ -29,42 +30,51 @@ FLOOD_SECONDS = 10.0
 MIB = 1024
 
 
-@pytest.fixture(scope="module")
-def flood_server(tmp_path_factory):
-    """A message rate no ping flood reaches: what holds is the write-side bound alone."""
-    from conftest import ServerProcess
-
-    proc = ServerProcess(
-        tmp_path_factory.mktemp("flood"),
-        env_overrides={
-            "NOTIFIER_WS_CLIENT_MESSAGE_RATE": "1000000",
-            "NOTIFIER_WS_CLIENT_MESSAGE_BURST": "1000000",
-            "NOTIFIER_WS_CLOSE_TIMEOUT": "1",
-            "NOTIFIER_WS_STUCK_TIMEOUT": "3",
-            "NOTIFIER_LOG_LEVEL": "warning",
-        },
-    )
-    proc.start()
-    yield proc
-    proc.stop()
+FLOOD_LIMITS = {
+    # A message rate no ping flood reaches: what holds is the write-side bound alone.
+    "NOTIFIER_WS_CLIENT_MESSAGE_RATE": "1000000",
+    "NOTIFIER_WS_CLIENT_MESSAGE_BURST": "1000000",
+    "NOTIFIER_WS_CLOSE_TIMEOUT": "1",
+    "NOTIFIER_WS_STUCK_TIMEOUT": "3",
+    "NOTIFIER_LOG_LEVEL": "warning",
+}
+LIMITS = {
+    "NOTIFIER_WS_CLIENT_MESSAGE_RATE": "1",
+    "NOTIFIER_WS_CLIENT_MESSAGE_BURST": "5",
+    "NOTIFIER_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+    "NOTIFIER_LOG_LEVEL": "warning",
+}
 
 
 @pytest.fixture(scope="module")
-def limits_server(tmp_path_factory):
+def servers(tmp_path_factory):
+    """Both servers of this module, started side by side (startup is most of the cost)."""
     from conftest import ServerProcess
 
-    proc = ServerProcess(
-        tmp_path_factory.mktemp("transport"),
-        env_overrides={
-            "NOTIFIER_WS_CLIENT_MESSAGE_RATE": "1",
-            "NOTIFIER_WS_CLIENT_MESSAGE_BURST": "5",
-            "NOTIFIER_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
-            "NOTIFIER_LOG_LEVEL": "warning",
-        },
-    )
-    proc.start()
-    yield proc
-    proc.stop()
+    procs = [
+        ServerProcess(tmp_path_factory.mktemp("flood"), env_overrides=FLOOD_LIMITS),
+        ServerProcess(tmp_path_factory.mktemp("transport"), env_overrides=LIMITS),
+    ]
+    with ThreadPoolExecutor(len(procs)) as pool:
+        started = [pool.submit(proc.start, 90.0) for proc in procs]
+    try:
+        for future in started:
+            future.result()
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.process is not None and proc.process.poll() is None:
+                proc.stop()
+
+
+@pytest.fixture(scope="module")
+def flood_server(servers):
+    return servers[0]
+
+
+@pytest.fixture(scope="module")
+def limits_server(servers):
+    return servers[1]
 
 
 def server_rss(proc) -> int:

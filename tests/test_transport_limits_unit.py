@@ -59,7 +59,7 @@ async def settle() -> None:
 
 
 async def open_socket(
-    accept: bool = True, close_at_once: bool = False
+    accept: bool = True, close_at_once: bool = False, close_when: asyncio.Event | None = None
 ) -> tuple[NotifierWebSocketProtocol, AbortableTransport, dict[str, Any]]:
     seen: dict[str, Any] = {"messages": []}
 
@@ -69,7 +69,9 @@ async def open_socket(
         if not accept:
             await asyncio.Event().wait()  # still "authenticating"
         await send({"type": "websocket.accept"})
-        if close_at_once:
+        if close_when is not None:
+            await close_when.wait()
+        if close_at_once or close_when is not None:
             await send({"type": "websocket.close", "code": 1008, "reason": "invalid token"})
         while True:
             message = await receive()
@@ -128,6 +130,15 @@ async def test_a_refused_socket_that_reads_nothing_is_aborted_after_the_close_ti
     assert [f.opcode for f in server_frames(transport.written)] == [Opcode.CLOSE]
     await asyncio.sleep(LIMITS.ws_close_timeout * 3)
     assert transport.aborted
+
+
+async def test_a_close_behind_blocked_output_waits_for_the_close_timeout_only():
+    close_now = asyncio.Event()
+    protocol, transport, _seen = await open_socket(close_when=close_now)
+    protocol.pause_writing()  # pongs filled the buffer before the app refused the token
+    close_now.set()
+    await asyncio.sleep(LIMITS.ws_close_timeout * 2)
+    assert transport.aborted  # before the stuck timeout (plus the close timeout) passed
 
 
 async def test_reading_stops_while_output_is_blocked_and_a_blocked_socket_is_dropped():
@@ -241,5 +252,19 @@ async def test_a_complete_head_is_not_timed_and_the_next_one_is():
     await asyncio.sleep(LIMITS.header_timeout * 1.5)
     assert len(scopes) == 1 and not transport.closed  # idle: uvicorn's keep-alive timer
     protocol.data_received(GET)
+    await asyncio.sleep(LIMITS.header_timeout * 1.5)
+    assert transport.closed
+
+
+async def test_a_head_in_one_read_costs_no_timer_and_stray_bytes_are_timed():
+    protocol, transport, scopes = open_http()
+    protocol.data_received(GET + b"\r\n")
+    await settle()
+    protocol.data_received(GET + b"\r\n")
+    await settle()
+    assert len(scopes) == 2 and protocol.head_timer is None
+    # Bytes that begin no request still cancel uvicorn's keep-alive timer: timed instead.
+    protocol.data_received(b"\r\n")
+    assert protocol.head_timer is not None
     await asyncio.sleep(LIMITS.header_timeout * 1.5)
     assert transport.closed
