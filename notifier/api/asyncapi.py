@@ -5,6 +5,7 @@ Built from the code's own vocabulary so it cannot drift: the close codes and rea
 (tests check real frames against them), the settings' names and defaults.
 """
 
+from functools import cache
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -161,6 +162,7 @@ def _message(kind: str, model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+@cache  # the models do not change while the process runs
 def _payload_schemas() -> dict[str, Any]:
     models = [*SERVER_MESSAGES.values(), *CLIENT_MESSAGES.values()]
     _, top = models_json_schema(
