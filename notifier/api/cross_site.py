@@ -16,8 +16,10 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from notifier.auth.deps import COOKIE_NAME
+from notifier.delivery import closes
 
-ORIGIN_NOT_ALLOWED = "origin not allowed"
+# The words a refused cookie socket gets in its 1008 close, so both say the same.
+ORIGIN_NOT_ALLOWED = closes.ORIGIN_NOT_ALLOWED.reason
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOGIN_PATH = "/session"
 
