@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
@@ -22,7 +23,7 @@ from notifier.api import (
     users,
     ws,
 )
-from notifier.api.cross_site import CrossSiteRequestGuard
+from notifier.api.cross_site import CrossSiteRequestGuard, document_refusal
 from notifier.api.json_input import EncodableJSONResponse
 from notifier.api.oauth_errors import OAuthErrorResponse, oauth_error_response
 from notifier.auth.deps import COOKIE_NAME
@@ -60,6 +61,11 @@ class NotifierApp(FastAPI):
             await ws.serve_socket(scope, receive, send, self.state.runtime)
             return
         await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = document_refusal(super().openapi())
+        return self.openapi_schema
 
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's own error middleware, so a 500 gets the headers too.

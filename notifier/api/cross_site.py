@@ -8,6 +8,7 @@ their Referer) names another origin. The same rule decides cookie sockets on `/w
 """
 
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
@@ -22,6 +23,7 @@ from notifier.delivery import closes
 ORIGIN_NOT_ALLOWED = closes.ORIGIN_NOT_ALLOWED.reason
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOGIN_PATH = "/session"
+CROSS_SITE_REFUSAL = "`origin not allowed`: the session cookie sent from a page of another origin"
 
 
 def origin_allowed(origin: str, host: str, allowed: Sequence[str]) -> bool:
@@ -94,3 +96,27 @@ class CrossSiteRequestGuard:
                 return False
             origin = referer_origin(referer)
         return not origin_allowed(origin, headers.get("host", ""), self.allowed_origins)
+
+
+def document_refusal(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add the guard's 403 to every unsafe operation of an OpenAPI document.
+
+    The guard answers before routing, so no route declares it; without this the document
+    would omit an answer every cookie-authenticated write can get.
+    """
+    for operations in openapi.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method.upper() not in UNSAFE_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            refusal = responses.get("403")
+            if refusal is None:
+                responses["403"] = {
+                    "description": CROSS_SITE_REFUSAL,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                    },
+                }
+            elif CROSS_SITE_REFUSAL not in refusal.get("description", ""):
+                refusal["description"] = f"{refusal.get('description', '')}; {CROSS_SITE_REFUSAL}"
+    return openapi
