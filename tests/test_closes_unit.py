@@ -1,0 +1,9 @@
+"""Unit tests of the close vocabulary: the shutdown hint spreads reconnects."""
+
+from notifier.delivery import closes
+
+
+def test_shutdown_hint_is_jittered_within_the_spread():
+    hints = {int(closes.shutdown(5000).reason.rsplit("=", 1)[1]) for _ in range(200)}
+    assert min(hints) >= 500 and max(hints) <= 5000
+    assert len(hints) > 50
