@@ -178,7 +178,8 @@ class RedisBroker:
         while True:
             pubsub = self._subscriber.pubsub()
             try:
-                await pubsub.connect()
+                # redis-py leaves PubSub.connect and PubSub.aclose unannotated.
+                await pubsub.connect()  # type: ignore[no-untyped-call]
                 self._pubsub = pubsub
                 channels = [self._channel(name) for name in self._wanted]
                 for start in range(0, len(channels), SUBSCRIBE_BATCH):
@@ -194,7 +195,7 @@ class RedisBroker:
                 was_up = self._up
                 self._set_down()
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
             delay = 0.1 if was_up else min(delay * 2, self._max_reconnect_delay)
             await asyncio.sleep(delay)
 
