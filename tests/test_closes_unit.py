@@ -1,6 +1,10 @@
 """Unit tests of the close vocabulary: the shutdown hint spreads reconnects."""
 
+import pytest
+
 from notifier.delivery import closes
+
+pytestmark = pytest.mark.unit
 
 
 def test_shutdown_hint_is_jittered_within_the_spread():

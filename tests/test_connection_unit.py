@@ -2,6 +2,7 @@
 
 import asyncio
 
+import pytest
 from connection_fakes import (
     FakeSocket,
     FakeStore,
@@ -14,6 +15,8 @@ from connection_fakes import (
 from notifier.delivery import closes
 from notifier.delivery.connection import Connection, SocketGone
 from notifier.metrics import Metrics
+
+pytestmark = pytest.mark.unit
 
 
 async def test_replay_then_live_without_duplicates():

@@ -1,5 +1,6 @@
 """Unit tests of the hub: routing to a user's local sockets, closes, and its counters."""
 
+import pytest
 from connection_fakes import (
     FakeSocket,
     FakeStore,
@@ -13,6 +14,8 @@ from notifier.delivery import closes
 from notifier.delivery.frames import CloseRequest, Publication, Recipient, UserFrame
 from notifier.delivery.hub import Hub
 from notifier.metrics import Metrics
+
+pytestmark = pytest.mark.unit
 
 
 async def test_hub_delivers_to_every_socket_of_the_recipient_only():

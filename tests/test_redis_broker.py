@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import pytest
 import redis.asyncio
 from conftest import RUN_ID, RedisServer
 
@@ -18,6 +19,8 @@ from notifier.delivery.broker import Addressed, BrokerEventHandler, MemoryBroker
 from notifier.delivery.frames import CloseRequest, Envelope, Publication, Recipient, UserFrame
 from notifier.delivery.redis_broker import RedisBroker, encode
 from notifier.metrics import Metrics
+
+pytestmark = pytest.mark.integration
 
 WAIT = 10.0  # seconds: generous, the test machine may be loaded
 

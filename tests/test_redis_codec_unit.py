@@ -5,6 +5,8 @@ import pytest
 from notifier.delivery.frames import CloseRequest, Publication, Recipient, UserFrame
 from notifier.delivery.redis_broker import decode, encode
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     "envelope",

@@ -27,6 +27,8 @@ from notifier.delivery.service import NotificationService
 from notifier.metrics import Metrics
 from notifier.schemas import NotificationContent
 
+pytestmark = pytest.mark.unit
+
 WAIT = 10.0
 
 

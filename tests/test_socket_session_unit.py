@@ -9,12 +9,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
+import pytest
 from connection_fakes import FakeSocket, make_connection, settle
 
 from notifier.api.socket_session import MessageRateLimiter, SocketSession
 from notifier.auth.tokens import TokenClaims, TokenError
 from notifier.db.store import StoredUser
 from notifier.delivery import closes
+
+pytestmark = pytest.mark.unit
 
 WAIT = 10.0
 ALICE = StoredUser(1, "alice", "-", False, datetime(2026, 1, 1, tzinfo=UTC))
