@@ -1,72 +1,22 @@
-"""Unit tests of the hub and of one connection's cursor, catch-up and close logic."""
+"""Unit tests of one connection's cursor, catch-up, fast path and close logic."""
 
 import asyncio
 
 import pytest
+from connection_fakes import (
+    FakeSocket,
+    FakeStore,
+    FastSocket,
+    fast_connection,
+    make_connection,
+    settle,
+)
 
 from notifier.delivery import closes
 from notifier.delivery.connection import Connection, SocketGone
-from notifier.delivery.frames import CloseRequest, Publication, Recipient, UserFrame
-from notifier.delivery.hub import Hub
-from notifier.delivery.redis_broker import decode, encode
 from notifier.metrics import Metrics
 
-
-class FakeSocket:
-    def __init__(self, block: bool = False) -> None:
-        self.sent: list[str] = []
-        self.closes: list[tuple[int, str]] = []
-        self.unblocked = asyncio.Event()
-        if not block:
-            self.unblocked.set()
-
-    async def send_text(self, frame: str) -> None:
-        await self.unblocked.wait()
-        self.sent.append(frame)
-
-    async def close(self, code: int, reason: str) -> None:
-        await self.unblocked.wait()
-        self.closes.append((code, reason))
-
-
-class FakeStore:
-    """One user's stored stream; `page` answers like `NotificationService.replay`."""
-
-    def __init__(self, ids: list[int] | None = None, page_size: int = 3) -> None:
-        self.ids = list(ids or [])
-        self.page_size = page_size
-        self.reads = 0
-
-    async def page(self, after_id: int) -> tuple[list[tuple[int, str]], bool]:
-        self.reads += 1
-        await asyncio.sleep(0)
-        rows = [i for i in self.ids if i > after_id][: self.page_size]
-        return [(i, f"n{i}") for i in rows], len(rows) < self.page_size
-
-
-def make_connection(
-    socket: FakeSocket,
-    store: FakeStore | None = None,
-    queue_size: int = 4,
-    user: str = "u",
-    stuck_timeout: float = 5.0,
-    metrics: Metrics | None = None,
-) -> Connection:
-    return Connection(
-        user,
-        socket.send_text,
-        socket.close,
-        (store or FakeStore()).page,
-        queue_size=queue_size,
-        close_timeout=0.2,
-        stuck_timeout=stuck_timeout,
-        metrics=metrics or Metrics(),
-    )
-
-
-async def settle() -> None:
-    for _ in range(20):
-        await asyncio.sleep(0)
+pytestmark = pytest.mark.unit
 
 
 async def test_replay_then_live_without_duplicates():
@@ -210,103 +160,6 @@ async def test_gone_socket_is_not_an_error():
     assert closed == []
 
 
-async def test_hub_delivers_to_every_socket_of_the_recipient_only():
-    hub = Hub(Metrics())
-    a1, a2, b = FakeSocket(), FakeSocket(), FakeSocket()
-    connections = [
-        make_connection(a1, user="a"),
-        make_connection(a2, user="a"),
-        make_connection(b, user="b"),
-    ]
-    for connection in connections:
-        assert hub.add(connection)
-        connection.start(0, catch_up=False)
-    hub.dispatch(Publication('"title":"t"', [Recipient("a", 1, 0, 1)], 0.0))
-    hub.dispatch(UserFrame("b", "read-event"))
-    await settle()
-    assert (
-        a1.sent
-        == a2.sent
-        == [
-            '{"type":"notification","notification":{"id":1,"username":"a",'
-            '"title":"t"},"unread_count":1}'
-        ]
-    )
-    assert b.sent == ["read-event"]
-    assert hub.count("a") == 2 and hub.count("b") == 1
-    assert not hub.remove(connections[0])
-    assert hub.remove(connections[1])
-    assert not hub.has_user("a")
-    await hub.close_all(lambda: closes.shutdown(1000))
-    [(code, reason)] = b.closes
-    assert code == 1012 and reason.startswith("server restarting; retry_after_ms=")
-    assert not hub.add(make_connection(FakeSocket(), user="c"))
-
-
-async def test_hub_closes_only_the_named_sessions():
-    hub = Hub(Metrics())
-    kept, revoked = FakeSocket(), FakeSocket()
-    first, second = make_connection(kept, user="a"), make_connection(revoked, user="a")
-    first.session_id, second.session_id = "s1", "s2"
-    for connection in (first, second):
-        hub.add(connection)
-        connection.start(0, catch_up=False)
-    hub.dispatch(CloseRequest("a", 1008, "token revoked", ("s2",)))
-    await settle()
-    assert revoked.closes == [(1008, "token revoked")]
-    assert kept.closes == []
-    await first.stop_writer()
-
-
-@pytest.mark.parametrize(
-    "envelope",
-    [
-        Publication('"title":"x"', [Recipient("a", 5, 3, 2), Recipient("b", 6, 0, 1)], 12.5),
-        UserFrame("a", '{"type":"read","ids":[1],"unread_count":0}'),
-        CloseRequest("a", 1008, "token revoked", ("s1", "s2")),
-        CloseRequest("a", 1008, "user disabled", None),
-    ],
-)
-def test_broker_messages_round_trip(envelope):
-    assert decode(encode(envelope)) == envelope
-
-
-def test_shutdown_hint_is_jittered_within_the_spread():
-    hints = {int(closes.shutdown(5000).reason.rsplit("=", 1)[1]) for _ in range(200)}
-    assert min(hints) >= 500 and max(hints) <= 5000
-    assert len(hints) > 50
-
-
-class FastSocket(FakeSocket):
-    """A socket with the synchronous write: takes frames at once unless `paused`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.paused = False
-        self.written_now: list[str] = []
-
-    def write_now(self, frame: str) -> bool:
-        if self.paused:
-            return False
-        self.sent.append(frame)
-        self.written_now.append(frame)
-        return True
-
-
-def fast_connection(socket: FastSocket, store: FakeStore, metrics: Metrics | None = None):
-    return Connection(
-        "u",
-        socket.send_text,
-        socket.close,
-        store.page,
-        queue_size=4,
-        close_timeout=0.2,
-        stuck_timeout=5,
-        metrics=metrics or Metrics(),
-        write_now=socket.write_now,
-    )
-
-
 async def test_an_idle_live_socket_is_written_at_once_without_a_task():
     socket, store = FastSocket(), FakeStore([1])
     connection = fast_connection(socket, store)
@@ -366,24 +219,3 @@ async def test_a_slow_reader_gets_every_frame_once_in_order():
     assert socket.written_now and len(socket.written_now) < 300
     assert metrics.queue_overflows._value.get() >= 1
     await connection.stop_writer()
-
-
-async def test_the_hub_counts_frames_written_at_once_per_publication():
-    metrics = Metrics()
-    hub = Hub(metrics)
-    sockets = [FastSocket() for _ in range(3)]
-    for i, socket in enumerate(sockets):
-        connection = fast_connection(socket, FakeStore())
-        connection.username = f"u{i}"
-        hub.add(connection)
-        connection.start(0, catch_up=False)
-    recipients = [Recipient(f"u{i}", 10 + i, 0, 1) for i in range(3)]
-    hub.dispatch(Publication('"title":"t"', recipients, 0.0))
-    assert all(len(socket.written_now) == 1 for socket in sockets)
-    assert metrics.live_deliveries._value.get() == 3
-    assert metrics.delivery_latency._sum.get() > 0
-    [count] = [
-        s.value for s in metrics.delivery_latency.collect()[0].samples if s.name.endswith("_count")
-    ]
-    assert count == 1
-    await hub.close_all(lambda: closes.shutdown(1000))

@@ -1,25 +1,38 @@
 """Cross-process delivery. The broker is the only owner of fan-out between processes.
 
 A broker carries envelopes addressed to one user or to everyone, and hands what it
-receives to this process's hub. It only needs to bring a process what concerns the
+receives to a `BrokerEventHandler` (in a server, this process's hub; in tests, a fake), as
+centrifuge hands its broker a `BrokerEventHandler`: brokers never know the concrete hub.
+It only needs to bring a process what concerns the
 sockets it holds: the service subscribes a user while this process has a socket of theirs.
 
 It also owns `presence`: how many sockets each user has open on every process it spans
 (presence.py).
 
 `MemoryBroker` is the embedded default: one process, so publishing is handing the
-envelopes to this process's hub. `RedisBroker` (redis_broker.py) spans processes and hosts.
+envelopes to this process's handler. `RedisBroker` (redis_broker.py) spans processes and hosts.
 """
 
 from collections.abc import Sequence
 from typing import Protocol
 
 from notifier.delivery.frames import Envelope
-from notifier.delivery.hub import Hub
 from notifier.delivery.presence import LocalPresence, Presence
 
 Addressed = tuple[str | None, Envelope]
 """(username, or None for everyone; envelope)."""
+
+
+class BrokerEventHandler(Protocol):
+    """What a broker calls with what it receives for this process (the hub, in a server)."""
+
+    def dispatch(self, envelope: Envelope) -> None:
+        """Act on one envelope (a publication, a user frame, a close request). Never waits."""
+        ...
+
+    def resync(self) -> None:
+        """Live envelopes may have been lost (an outage): every socket catches up from the store."""
+        ...
 
 
 class Broker(Protocol):
@@ -55,8 +68,8 @@ class Broker(Protocol):
 
 
 class MemoryBroker:
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
+    def __init__(self, handler: BrokerEventHandler) -> None:
+        self._handler = handler
         self.presence: Presence = LocalPresence()
 
     async def start(self) -> None:
@@ -77,4 +90,4 @@ class MemoryBroker:
 
     async def publish(self, messages: Sequence[Addressed]) -> None:
         for _username, envelope in messages:
-            self._hub.dispatch(envelope)
+            self._handler.dispatch(envelope)

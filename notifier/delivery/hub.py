@@ -1,7 +1,8 @@
 """The hub: the one owner of this process's live sockets, grouped by user.
 
-It knows sockets and frames, never the database, the broker or HTTP. Brokers call it
-with what arrived for this process; it hands each frame to the right local sockets.
+It knows sockets and frames, never the database, the broker or HTTP. Brokers call it, as
+their `BrokerEventHandler` (broker.py), with what arrived for this process; it hands each
+frame to the right local sockets.
 """
 
 import asyncio

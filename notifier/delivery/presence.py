@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.typing import EncodableT
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +247,7 @@ class RedisPresence:
                     return
         self._stale = self._stopped
 
-    async def _run(self, script: str, *args: object) -> int | None:
+    async def _run(self, script: str, *args: EncodableT) -> int | None:
         """Run a script (holding the lock); None if Redis does not hold the counts."""
         for _attempt in range(2):
             if self._stale:
@@ -272,7 +273,7 @@ class RedisPresence:
             return False
         return True
 
-    def _args(self, *more: object) -> list[object]:
+    def _args(self, *more: EncodableT) -> list[EncodableT]:
         return [self._ttl_ms, self._process, self._hash_prefix, *more]
 
     def _lose(self, exc: BaseException) -> None:

@@ -8,7 +8,7 @@ Socket counts per user across processes live in Redis too (presence.py).
 
 Outages: Redis pub/sub keeps nothing for a subscriber that is away. When the
 subscription connection fails, the broker reports itself down and reconnects with
-backoff; once it is subscribed again it asks the hub to resync, and every socket
+backoff; once it is subscribed again it asks its handler to resync, and every socket
 catches up from the store from its own cursor. Sends keep being stored meanwhile.
 """
 
@@ -24,9 +24,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from notifier.delivery.broker import Addressed
+from notifier.delivery.broker import Addressed, BrokerEventHandler
 from notifier.delivery.frames import CloseRequest, Envelope, Publication, Recipient, UserFrame
-from notifier.delivery.hub import Hub
 from notifier.delivery.presence import Presence, RedisPresence
 from notifier.metrics import Metrics
 
@@ -77,7 +76,7 @@ class RedisBroker:
         self,
         url: str,
         channel_prefix: str,
-        hub: Hub,
+        handler: BrokerEventHandler,
         metrics: Metrics,
         *,
         presence_ttl: float = 15.0,
@@ -92,7 +91,7 @@ class RedisBroker:
         self._subscriber = Redis.from_url(url, socket_connect_timeout=timeout, retry=no_retry)
         self._prefix = channel_prefix
         self._everyone = f"{channel_prefix}:all".encode()
-        self._hub = hub
+        self._handler = handler
         self._metrics = metrics
         self._timeout = timeout
         self._max_reconnect_delay = max_reconnect_delay
@@ -170,7 +169,7 @@ class RedisBroker:
             logger.warning("publish to redis failed (%r); delivering to local sockets only", exc)
             # Other processes catch up from the store once their subscription recovers.
             for _username, envelope in messages:
-                self._hub.dispatch(envelope)
+                self._handler.dispatch(envelope)
 
     # The subscription connection
 
@@ -179,7 +178,8 @@ class RedisBroker:
         while True:
             pubsub = self._subscriber.pubsub()
             try:
-                await pubsub.connect()
+                # redis-py leaves PubSub.connect and PubSub.aclose unannotated.
+                await pubsub.connect()  # type: ignore[no-untyped-call]
                 self._pubsub = pubsub
                 channels = [self._channel(name) for name in self._wanted]
                 for start in range(0, len(channels), SUBSCRIBE_BATCH):
@@ -195,7 +195,7 @@ class RedisBroker:
                 was_up = self._up
                 self._set_down()
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
             delay = 0.1 if was_up else min(delay * 2, self._max_reconnect_delay)
             await asyncio.sleep(delay)
 
@@ -223,7 +223,7 @@ class RedisBroker:
         except (ValueError, KeyError, TypeError) as exc:
             logger.warning("ignoring a malformed broker message: %r", exc)
             return
-        self._hub.dispatch(envelope)
+        self._handler.dispatch(envelope)
 
     def _confirm(self, channel: bytes) -> None:
         self._confirmed.add(channel)
@@ -235,7 +235,7 @@ class RedisBroker:
             self._became_up.set()
             self._metrics.broker_up.set(1)
             # Whatever was published while we were away is in the store.
-            self._hub.resync()
+            self._handler.resync()
 
     def _set_down(self) -> None:
         self._up = False

@@ -119,6 +119,12 @@ class NotificationService:
                 batch.append(self._pending.get_nowait())
             try:
                 await self._store_and_publish(batch)
+            except asyncio.CancelledError:
+                # Stopping mid-batch: its callers are cancelled too, like those still
+                # queued (`stop`), rather than left waiting forever.
+                for _request, future in batch:
+                    future.cancel()
+                raise
             except Exception as exc:
                 logger.exception("storing a batch of %d sends failed", len(batch))
                 for _request, future in batch:
