@@ -2,12 +2,13 @@
 
 Queries elsewhere in `db/` are written once in SQLAlchemy; where SQLite and PostgreSQL
 need different statements for speed or semantics, they ask the `Dialect` of their
-connection. Engine creation (`db.engine`) and how units run (`db.units`: a writer thread
-for SQLite's one write lock) ask `Dialect.single_writer`.
+connection. How units run (`db.units`: a writer thread for SQLite's one write lock) asks
+`Dialect.single_writer`; `db.engine` only builds each backend's engine (drivers, pools,
+pragmas), never statements.
 """
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar, Unpack
 
 from sqlalchemy import (
     Column,
@@ -31,6 +32,7 @@ _MOVE_HEADS = text(
     " AS moved(id, head, unread_count) WHERE users.id = moved.id"
 )
 
+Query = TypeVar("Query", bound="Select[Unpack[tuple[Any, ...]]]")
 HeadMove = tuple[int, int, int]
 """(user id, new stream head, new unread count)."""
 
@@ -46,8 +48,8 @@ class Dialect:
         return postgresql.insert(model)
 
     def where_in(
-        self, query: Select[Any], column: Column[str] | Any, values: Sequence[str]
-    ) -> tuple[Select[Any], dict[str, Any]]:
+        self, query: Query, column: Column[str] | Any, values: Sequence[str]
+    ) -> tuple[Query, dict[str, Any]]:
         """`query` filtered to `column IN values`, with its parameters."""
         # One array parameter: the same statement (prepared once per connection) whatever
         # the number of values, where IN renders one placeholder per value.
@@ -83,8 +85,8 @@ class SQLiteDialect(Dialect):
         return sqlite.insert(model)
 
     def where_in(
-        self, query: Select[Any], column: Column[str] | Any, values: Sequence[str]
-    ) -> tuple[Select[Any], dict[str, Any]]:
+        self, query: Query, column: Column[str] | Any, values: Sequence[str]
+    ) -> tuple[Query, dict[str, Any]]:
         return query.where(column.in_(values)), {}
 
     def move_heads(self, connection: Connection, moves: Sequence[HeadMove]) -> None:

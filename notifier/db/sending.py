@@ -181,8 +181,8 @@ def store_sends(session: Session, requests: Sequence[SendRequest]) -> list[SendO
                 )
                 .values(response=stored.to_json())
             )
-    for index, first in repeats:
-        original = outcomes[first]
+    for index, first_index in repeats:
+        original = outcomes[first_index]
         assert isinstance(original, SendResult)
         outcomes[index] = SendResult([], original.stored, replayed=True)
     finished = [outcome for outcome in outcomes if outcome is not None]
