@@ -8,7 +8,7 @@ pragmas), never statements.
 """
 
 from collections.abc import Sequence
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -32,7 +32,7 @@ _MOVE_HEADS = text(
     " AS moved(id, head, unread_count) WHERE users.id = moved.id"
 )
 
-Query = TypeVar("Query", bound="Select[Unpack[tuple[Any, ...]]]")
+Query = TypeVar("Query", bound="Select[*tuple[Any, ...]]")
 HeadMove = tuple[int, int, int]
 """(user id, new stream head, new unread count)."""
 
