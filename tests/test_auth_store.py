@@ -29,7 +29,7 @@ def database_url(request: pytest.FixtureRequest, backend: str, tmp_path_factory)
 @pytest.fixture
 async def stores(database_url: str) -> AsyncIterator[tuple[Store, AuthStore]]:
     store = Store(database_url)
-    yield store, AuthStore(store.engine, store.units)
+    yield store, AuthStore(store.units)
     await store.close()
 
 
@@ -255,11 +255,11 @@ async def test_hot_path_reads_see_every_committed_write(stores: tuple[Store, Aut
     """The credentials and stream-head reads (`db.units`: inline on a held connection on
     SQLite) see writes committed through the async engine and through the writer thread
     at once: a stale snapshot would reject a new user or replay from an old head."""
+    from notifier.db.records import MessageContent
     from notifier.db.sending import SendRequest
-    from notifier.schemas import NotificationContent
 
     store, auth = stores
-    user_id, name = await _user(store)  # written through the async engine
+    user_id, name = await _user(store)  # written through the writer path
     found = await auth.credentials(name, None)
     assert found is not None and found.user.id == user_id and not found.disabled
     assert await store.stream_head(user_id) == 0
@@ -267,12 +267,12 @@ async def test_hot_path_reads_see_every_committed_write(stores: tuple[Store, Aut
     heads = []
     for title in ("one", "two"):
         [outcome] = await store.send_batch(
-            [SendRequest([name], NotificationContent(title=title), user_id, None, lambda _: "")]
+            [SendRequest([name], MessageContent(title, "", {}), user_id)]
         )
         heads.append(outcome.entries[0].notification.id)  # type: ignore[union-attr]
         assert await store.stream_head(user_id) == heads[-1]
     page, unread = await store.since(user_id, 0, 10)
-    assert [n.id for n in page] == heads and [n.title for n in page] == ["one", "two"]
+    assert [n.id for n in page] == heads and [n.content.title for n in page] == ["one", "two"]
     assert unread == 2
     assert (await store.since(user_id, heads[-1], 10)) == ([], 2)
 
@@ -284,16 +284,14 @@ async def test_hot_path_reads_see_every_committed_write(stores: tuple[Store, Aut
 async def test_a_closed_store_opens_again(database_url: str) -> None:
     """An app's lifespan can run twice on one runtime (schemathesis, TestClient): after
     `close()` the hot-path reader and the writer thread come back on first use."""
+    from notifier.db.records import MessageContent
     from notifier.db.sending import SendRequest
-    from notifier.schemas import NotificationContent
 
     store = Store(database_url)
-    auth = AuthStore(store.engine, store.units)
+    auth = AuthStore(store.units)
     user_id, name = await _user(store)
     for _ in range(2):
-        await store.send_batch(
-            [SendRequest([name], NotificationContent(title="t"), user_id, None, lambda _: "")]
-        )
+        await store.send_batch([SendRequest([name], MessageContent("t", "", {}), user_id)])
         assert await auth.credentials(name, None) is not None
         await store.close()
     assert await store.stream_head(user_id) > 0

@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from notifier.api.errors import UNAUTHENTICATED
 from notifier.api.json_input import InputCheckedRoute
 from notifier.auth.deps import CurrentUser, RuntimeDep
+from notifier.delivery.frames import notification_out
 from notifier.schemas import MAX_ID, ErrorBody, Inbox, NotificationOut, ReadAllResult
 
 router = APIRouter(
@@ -29,7 +30,7 @@ async def list_inbox(
 ) -> Inbox:
     """The caller's notifications, newest first, and how many are unread in all."""
     items, unread_count = await runtime.store.inbox(user.id, limit, before, unread)
-    return Inbox(items=items, unread_count=unread_count)
+    return Inbox(items=[notification_out(n) for n in items], unread_count=unread_count)
 
 
 @router.post("/read-all", response_model=ReadAllResult)
@@ -54,4 +55,4 @@ async def mark_read(
     notification = await runtime.notifications.mark_read(user.id, user.username, notification_id)
     if notification is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="notification not found")
-    return notification
+    return notification_out(notification)

@@ -2,10 +2,12 @@
 
 Every send accepts an `Idempotency-Key` header: a retry with the same key (same sender,
 within 24 hours) gets the first response back, byte for byte, and stores and sends nothing.
+The store keeps what the first send stored (`StoredSend`) with the key; each route renders
+its answer from it, the first time and on every retry, with the same function.
 """
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Request, Response, status
@@ -14,7 +16,9 @@ from pydantic import BaseModel
 from notifier.api.errors import ADMIN_ONLY, JSON_BODY_ERRORS, too_many_items
 from notifier.api.json_input import InputCheckedRoute
 from notifier.auth.deps import AdminUser, RuntimeDep
+from notifier.db.records import MessageContent, StoredSend
 from notifier.db.sending import IdempotentRequest, SendRequest, SendResult
+from notifier.delivery.frames import notification_out
 from notifier.schemas import (
     USERNAME_PATTERN,
     BroadcastOut,
@@ -60,14 +64,47 @@ def _idempotent(request: Request, key: str | None, body: BaseModel) -> Idempoten
     return IdempotentRequest(key, hashlib.sha256(fingerprint.encode()).hexdigest())
 
 
-def _respond(result: SendResult) -> Response:
+Render = Callable[[StoredSend], str]
+"""A route's answer to a send, from what it stored (the first time and on a retry)."""
+
+
+def _content(body: NotificationContent) -> MessageContent:
+    return MessageContent(body.title, body.body, body.data)
+
+
+def _respond(result: SendResult, render: Render) -> Response:
     headers = {REPLAYED_HEADER: "true"} if result.replayed else None
+    if result.stored is not None:
+        text = render(result.stored)
+    else:
+        assert result.legacy_response is not None
+        text = result.legacy_response
     return Response(
-        result.body,
-        status_code=result.status_code,
+        text,
+        status_code=status.HTTP_201_CREATED,
         media_type="application/json",
         headers=headers,
     )
+
+
+def _render_one(stored: StoredSend) -> str:
+    return notification_out(stored.notifications[0]).model_dump_json()
+
+
+def _render_list(stored: StoredSend) -> str:
+    notifications = [notification_out(n) for n in stored.notifications]
+    return NotificationList(notifications=notifications).model_dump_json()
+
+
+def _render_broadcast(stored: StoredSend) -> str:
+    content = stored.content
+    return BroadcastOut(
+        recipients=stored.recipient_count,
+        title=content.title,
+        body=content.body,
+        data=dict(content.data),
+        created_at=stored.created_at,
+    ).model_dump_json()
 
 
 @router.post(
@@ -87,14 +124,10 @@ async def send_to_user(
     """Store a notification for one user and push it to every socket they have open."""
     result = await runtime.notifications.send(
         SendRequest(
-            [username],
-            body,
-            admin.id,
-            _idempotent(request, idempotency_key, body),
-            render=lambda stored: stored[0].model_dump_json(),
+            [username], _content(body), admin.id, _idempotent(request, idempotency_key, body)
         )
     )
-    return _respond(result)
+    return _respond(result, _render_one)
 
 
 @router.post(
@@ -113,17 +146,11 @@ async def send_to_users(
     """Store one notification per named user, all or nothing, and push each live."""
     if len(body.usernames) > runtime.settings.max_recipients:
         raise too_many_items("usernames", runtime.settings.max_recipients)
-    content = NotificationContent(title=body.title, body=body.body, data=body.data)
+    content = MessageContent(body.title, body.body, body.data)
     result = await runtime.notifications.send(
-        SendRequest(
-            body.usernames,
-            content,
-            admin.id,
-            _idempotent(request, idempotency_key, body),
-            render=lambda stored: NotificationList(notifications=list(stored)).model_dump_json(),
-        )
+        SendRequest(body.usernames, content, admin.id, _idempotent(request, idempotency_key, body))
     )
-    return _respond(result)
+    return _respond(result, _render_list)
 
 
 @router.post(
@@ -140,17 +167,7 @@ async def broadcast(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Store a notification for every user that exists now and push it to every socket."""
-
-    def render(stored: Sequence[NotificationOut]) -> str:
-        return BroadcastOut(
-            recipients=len(stored),
-            title=body.title,
-            body=body.body,
-            data=body.data,
-            created_at=stored[0].created_at if stored else None,
-        ).model_dump_json()
-
     result = await runtime.notifications.send(
-        SendRequest(None, body, admin.id, _idempotent(request, idempotency_key, body), render)
+        SendRequest(None, _content(body), admin.id, _idempotent(request, idempotency_key, body))
     )
-    return _respond(result)
+    return _respond(result, _render_broadcast)

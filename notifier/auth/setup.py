@@ -26,7 +26,7 @@ def build_accounts(
     settings: Settings, store: Store, close_sockets: CloseSockets | None
 ) -> Accounts:
     """`close_sockets` is None only in a process that holds no sockets (the CLI)."""
-    auth_store = AuthStore(store.engine, store.units)
+    auth_store = AuthStore(store.units)
     tokens = TokenCodec(key_set(settings), settings.access_token_ttl)
     policy = ThrottlePolicy(
         max_failures_per_user=settings.login_max_failures_per_user,

@@ -1,16 +1,16 @@
 """Queries behind the token lifecycle: credentials checks, sessions, refresh-token rotation,
 login throttling and WebSocket tickets.
 
-Every write that another worker may race is decided by one write statement (an upsert,
-a conditional UPDATE, a DELETE ... RETURNING), so the database serialises it: SQLite's
-write transactions take the write lock up front (BEGIN IMMEDIATE) and PostgreSQL locks
-the row, with no read-then-write window.
+Every query runs as a unit of the store's `UnitRunner` (`db.units`), so auth writes take
+the same writer path as sends: on SQLite this process's one writer thread, on PostgreSQL
+a transaction per unit. Every write that another worker may race is decided by one write
+statement (an upsert, a conditional UPDATE, a DELETE ... RETURNING), so the database
+serialises it: SQLite's write transactions take the write lock up front (BEGIN IMMEDIATE)
+and PostgreSQL locks the row, with no read-then-write window.
 """
 
-import asyncio
 import enum
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,13 +25,13 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session
 
 from notifier.db.auth_models import AuthSession, LoginThrottle, RefreshToken, WsTicket
-from notifier.db.engine import WRITE
+from notifier.db.dialect import dialect_of
 from notifier.db.models import User
-from notifier.db.store import StoredUser
+from notifier.db.records import StoredUser
 from notifier.db.units import UnitRunner
 
 
@@ -113,27 +113,8 @@ def _session_revoked(session_id: str | None) -> ColumnElement[bool]:
 
 
 class AuthStore:
-    def __init__(self, engine: AsyncEngine, units: UnitRunner) -> None:
+    def __init__(self, units: UnitRunner) -> None:
         self._units = units
-        self._reads = async_sessionmaker(engine, expire_on_commit=False)
-        self._writes = async_sessionmaker(
-            engine.execution_options(**{WRITE: True}), expire_on_commit=False
-        )
-        self._dialect = engine.dialect.name
-        # SQLite has one writer at a time anyway. Queueing this process's writers here,
-        # rather than in SQLite's busy handler, keeps a login flood from holding the
-        # database lock across event-loop turns until other writers time out.
-        self._sqlite_writer = asyncio.Lock() if self._dialect == "sqlite" else None
-
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction (taking SQLite's write lock up front)."""
-        if self._sqlite_writer is None:
-            async with self._writes.begin() as session:
-                yield session
-            return
-        async with self._sqlite_writer, self._writes.begin() as session:
-            yield session
 
     # Credentials
 
@@ -153,44 +134,52 @@ class AuthStore:
         return await self._units.read(check)
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> None:
-        async with self._write() as session:
-            await session.execute(
+        def store(session: Session) -> None:
+            session.execute(
                 update(User).where(User.id == user_id).values(password_hash=password_hash)
             )
 
+        await self._units.write(store)
+
     async def change_password(self, user_id: int, password_hash: str, now: int) -> None:
         """Store a new password hash and revoke every session of the user, atomically."""
-        async with self._write() as session:
-            await session.execute(
+
+        def change(session: Session) -> None:
+            session.execute(
                 update(User)
                 .where(User.id == user_id)
                 .values(password_hash=password_hash, tokens_valid_after=now + 1)
             )
-            await _revoke_all(session, user_id, now, "password changed")
+            _revoke_all(session, user_id, now, "password changed")
+
+        await self._units.write(change)
 
     async def set_disabled(self, username: str, disabled: bool, now: int) -> AccountFlags | None:
         """Disable (revoking every session) or enable a user; None for an unknown name."""
-        async with self._write() as session:
+
+        def flag(session: Session) -> AccountFlags | None:
             values: dict[str, object] = {"disabled": disabled}
             if disabled:
                 values["tokens_valid_after"] = now + 1
-            result = await session.execute(
+            row = session.execute(
                 update(User)
                 .where(User.username == username)
                 .values(**values)
                 .returning(User.id, User.username, User.is_admin, User.disabled, User.created_at)
-            )
-            row = result.first()
+            ).first()
             if row is None:
                 return None
             if disabled:
-                await _revoke_all(session, row.id, now, "user disabled")
-        return AccountFlags(row.username, row.is_admin, row.disabled, row.created_at)
+                _revoke_all(session, row.id, now, "user disabled")
+            return AccountFlags(row.username, row.is_admin, row.disabled, row.created_at)
+
+        return await self._units.write(flag)
 
     async def revoke_user_sessions(self, username: str, now: int, reason: str) -> int | None:
         """Revoke every token of a user; the number of sessions revoked, None if unknown."""
-        async with self._write() as session:
-            user_id = await session.scalar(
+
+        def revoke(session: Session) -> int | None:
+            user_id = session.scalar(
                 update(User)
                 .where(User.username == username)
                 .values(tokens_valid_after=now + 1)
@@ -198,7 +187,9 @@ class AuthStore:
             )
             if user_id is None:
                 return None
-            return await _revoke_all(session, user_id, now, reason)
+            return _revoke_all(session, user_id, now, reason)
+
+        return await self._units.write(revoke)
 
     # Sessions and refresh tokens
 
@@ -211,15 +202,15 @@ class AuthStore:
         refresh_expires_at: int,
         session_expires_at: int,
     ) -> None:
-        async with self._write() as session:
+        def open_(session: Session) -> None:
             # Sessions whose last token has expired are no longer needed to refuse anything.
-            await session.execute(delete(AuthSession).where(AuthSession.expires_at < now))
+            session.execute(delete(AuthSession).where(AuthSession.expires_at < now))
             session.add(
                 AuthSession(
                     id=session_id, user_id=user_id, created_at=now, expires_at=session_expires_at
                 )
             )
-            await session.flush()
+            session.flush()
             session.add(
                 RefreshToken(
                     token_hash=refresh_hash,
@@ -228,6 +219,8 @@ class AuthStore:
                     expires_at=refresh_expires_at,
                 )
             )
+
+        await self._units.write(open_)
 
     async def rotate_refresh(
         self,
@@ -245,33 +238,32 @@ class AuthStore:
         `reuse_grace` seconds of its first use it is instead exchanged again (two tabs,
         a retried request): each such exchange stores another successor, each usable once.
         """
-        async with self._write() as session:
-            spent = await session.execute(
-                update(RefreshToken)
-                .where(RefreshToken.token_hash == old_hash, RefreshToken.used_at.is_(None))
-                .values(used_at=now)
-            )
-            row = (
-                await session.execute(
-                    select(RefreshToken, AuthSession, User)
-                    .join(AuthSession, RefreshToken.session_id == AuthSession.id)
-                    .join(User, AuthSession.user_id == User.id)
-                    .where(RefreshToken.token_hash == old_hash)
+
+        def rotate(session: Session) -> RotationResult:
+            spent = _rowcount(
+                session.execute(
+                    update(RefreshToken)
+                    .where(RefreshToken.token_hash == old_hash, RefreshToken.used_at.is_(None))
+                    .values(used_at=now)
                 )
+            )
+            row = session.execute(
+                select(RefreshToken, AuthSession, User)
+                .join(AuthSession, RefreshToken.session_id == AuthSession.id)
+                .join(User, AuthSession.user_id == User.id)
+                .where(RefreshToken.token_hash == old_hash)
             ).first()
             if row is None:
                 return RotationResult(Rotation.UNKNOWN)
             token, auth_session, user = row
-            result = _rotation_blocker(spent.rowcount, token, auth_session, user, now, reuse_grace)
+            result = _rotation_blocker(spent, token, auth_session, user, now, reuse_grace)
             if result is not None:
                 if result is Rotation.REUSED and auth_session.revoked_at is None:
                     auth_session.revoked_at = now
                     auth_session.revoked_reason = "refresh token reused"
-                    await session.execute(
-                        delete(WsTicket).where(WsTicket.session_id == auth_session.id)
-                    )
+                    session.execute(delete(WsTicket).where(WsTicket.session_id == auth_session.id))
                 return RotationResult(result, _stored_user(user), auth_session.id)
-            await session.execute(
+            session.execute(
                 delete(RefreshToken).where(
                     RefreshToken.session_id == auth_session.id, RefreshToken.expires_at < now
                 )
@@ -285,21 +277,25 @@ class AuthStore:
                 )
             )
             auth_session.expires_at = max(auth_session.expires_at, session_expires_at)
-            outcome = Rotation.ROTATED if spent.rowcount else Rotation.REISSUED
+            outcome = Rotation.ROTATED if spent else Rotation.REISSUED
             return RotationResult(outcome, _stored_user(user), auth_session.id)
+
+        return await self._units.write(rotate)
 
     async def session_of_refresh(self, token_hash: str) -> tuple[str, str] | None:
         """(session id, username) of a refresh token, spent or not."""
-        async with self._reads() as session:
-            row = (
-                await session.execute(
-                    select(AuthSession.id, User.username)
-                    .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
-                    .join(User, AuthSession.user_id == User.id)
-                    .where(RefreshToken.token_hash == token_hash)
-                )
-            ).first()
-        return (row[0], row[1]) if row else None
+        query = (
+            select(AuthSession.id, User.username)
+            .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
+            .join(User, AuthSession.user_id == User.id)
+            .where(RefreshToken.token_hash == token_hash)
+        )
+
+        def find(connection: Connection) -> tuple[str, str] | None:
+            row = connection.execute(query).first()
+            return (row[0], row[1]) if row else None
+
+        return await self._units.read(find)
 
     async def revoke_session(
         self, session_id: str, username: str, now: int, expires_at: int, reason: str
@@ -309,23 +305,26 @@ class AuthStore:
         A token from before sessions existed has no row yet: one is written, revoked,
         and kept until the token would have expired.
         """
-        async with self._write() as session:
-            user_id = await session.scalar(select(User.id).where(User.username == username))
+
+        def revoke(session: Session) -> bool:
+            user_id = session.scalar(select(User.id).where(User.username == username))
             if user_id is None:
                 return False
-            result = await session.execute(
-                update(AuthSession)
-                .where(
-                    AuthSession.id == session_id,
-                    AuthSession.user_id == user_id,
-                    AuthSession.revoked_at.is_(None),
+            revoked = _rowcount(
+                session.execute(
+                    update(AuthSession)
+                    .where(
+                        AuthSession.id == session_id,
+                        AuthSession.user_id == user_id,
+                        AuthSession.revoked_at.is_(None),
+                    )
+                    .values(revoked_at=now, revoked_reason=reason)
                 )
-                .values(revoked_at=now, revoked_reason=reason)
             )
-            await session.execute(delete(WsTicket).where(WsTicket.session_id == session_id))
-            if result.rowcount:
+            session.execute(delete(WsTicket).where(WsTicket.session_id == session_id))
+            if revoked:
                 return True
-            exists = await session.scalar(
+            exists = session.scalar(
                 select(func.count()).select_from(AuthSession).where(AuthSession.id == session_id)
             )
             if exists:
@@ -342,57 +341,65 @@ class AuthStore:
             )
             return True
 
+        return await self._units.write(revoke)
+
     # Login throttling
 
     async def locked_until(self, keys: Iterable[str]) -> int:
         """The latest lock among `keys` (0 when none is locked)."""
-        async with self._reads() as session:
-            latest = await session.scalar(
-                select(func.max(LoginThrottle.locked_until)).where(LoginThrottle.key.in_(keys))
-            )
-        return latest or 0
+        query = select(func.max(LoginThrottle.locked_until)).where(LoginThrottle.key.in_(keys))
+
+        def latest(connection: Connection) -> int:
+            return connection.scalar(query) or 0
+
+        return await self._units.read(latest)
 
     async def count_attempts(
         self, keys: Iterable[str], now: int, window: int
     ) -> dict[str, tuple[int, int]]:
         """Count one login attempt for each key, in one statement: for each, (attempts in
         its current window, its lock)."""
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        rows = [
+            {"key": key, "failures": 1, "window_started_at": now, "locked_until": 0, "lockouts": 0}
+            for key in keys
+        ]
         expired = LoginThrottle.window_started_at <= now - window
-        table = LoginThrottle.__table__
-        statement = insert(LoginThrottle).values(
-            [
-                {
-                    "key": key,
-                    "failures": 1,
-                    "window_started_at": now,
-                    "locked_until": 0,
-                    "lockouts": 0,
-                }
-                for key in keys
-            ]
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[LoginThrottle.key],
-            set_={
-                "failures": case((expired, 1), else_=table.c.failures + 1),
-                "window_started_at": case((expired, now), else_=table.c.window_started_at),
-                "lockouts": case((expired, 0), else_=table.c.lockouts),
-            },
-        ).returning(LoginThrottle.key, LoginThrottle.failures, LoginThrottle.locked_until)
-        async with self._write() as session:
-            rows = (await session.execute(statement)).all()
-        return {key: (int(failures), int(locked)) for key, failures, locked in rows}
+        table = LoginThrottle.__table__.c
+
+        def count(session: Session) -> dict[str, tuple[int, int]]:
+            statement = (
+                dialect_of(session.connection())
+                .upsert(LoginThrottle)
+                .values(rows)
+                .on_conflict_do_update(
+                    index_elements=[LoginThrottle.key],
+                    set_={
+                        "failures": case((expired, 1), else_=table.failures + 1),
+                        "window_started_at": case((expired, now), else_=table.window_started_at),
+                        "lockouts": case((expired, 0), else_=table.lockouts),
+                    },
+                )
+                .returning(LoginThrottle.key, LoginThrottle.failures, LoginThrottle.locked_until)
+            )
+            return {
+                key: (int(failures), int(locked))
+                for key, failures, locked in session.execute(statement)
+            }
+
+        return await self._units.write(count)
 
     async def forget_attempts(self, now: int, window: int) -> None:
         """Drop counters whose window has passed and that hold no lock."""
-        async with self._write() as session:
-            await session.execute(
+
+        def forget(session: Session) -> None:
+            session.execute(
                 delete(LoginThrottle).where(
                     LoginThrottle.window_started_at <= now - window,
                     LoginThrottle.locked_until <= now,
                 )
             )
+
+        await self._units.write(forget)
 
     async def lock_if_unlocked(self, key: str, now: int, base: int, cap: int) -> int | None:
         """Lock `key` unless it is locked already: for `base` seconds doubled per earlier
@@ -404,20 +411,24 @@ class AuthStore:
         # for each count of earlier locks is spelled out (it reaches the cap quickly).
         durations = [min(cap, base * 2**n) for n in range(32)]
         steps = [(LoginThrottle.lockouts == n, now + d) for n, d in enumerate(durations)]
-        async with self._write() as session:
-            until = await session.scalar(
-                update(LoginThrottle)
-                .where(LoginThrottle.key == key, LoginThrottle.locked_until <= now)
-                .values(
-                    lockouts=LoginThrottle.lockouts + 1, locked_until=case(*steps, else_=now + cap)
-                )
-                .returning(LoginThrottle.locked_until)
-            )
-        return None if until is None else int(until)
+        statement = (
+            update(LoginThrottle)
+            .where(LoginThrottle.key == key, LoginThrottle.locked_until <= now)
+            .values(lockouts=LoginThrottle.lockouts + 1, locked_until=case(*steps, else_=now + cap))
+            .returning(LoginThrottle.locked_until)
+        )
+
+        def lock(session: Session) -> int | None:
+            until = session.scalar(statement)
+            return None if until is None else int(until)
+
+        return await self._units.write(lock)
 
     async def clear_failures(self, key: str) -> None:
-        async with self._write() as session:
-            await session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+        def clear(session: Session) -> None:
+            session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+
+        await self._units.write(clear)
 
     # WebSocket tickets
 
@@ -431,8 +442,8 @@ class AuthStore:
         now: int,
         expires_at: int,
     ) -> None:
-        async with self._write() as session:
-            await session.execute(delete(WsTicket).where(WsTicket.expires_at < now))
+        def add(session: Session) -> None:
+            session.execute(delete(WsTicket).where(WsTicket.expires_at < now))
             session.add(
                 WsTicket(
                     ticket_hash=ticket_hash,
@@ -444,53 +455,61 @@ class AuthStore:
                 )
             )
 
+        await self._units.write(add)
+
     async def consume_ticket(self, ticket_hash: str, now: int) -> Ticket | None:
         """Take a ticket out, once: of two workers racing for it, one gets it."""
-        async with self._write() as session:
-            taken = (
-                await session.execute(
-                    delete(WsTicket)
-                    .where(WsTicket.ticket_hash == ticket_hash)
-                    .returning(
-                        WsTicket.user_id,
-                        WsTicket.session_id,
-                        WsTicket.origin,
-                        WsTicket.token_expires_at,
-                        WsTicket.expires_at,
-                    )
+
+        def consume(session: Session) -> Ticket | None:
+            taken = session.execute(
+                delete(WsTicket)
+                .where(WsTicket.ticket_hash == ticket_hash)
+                .returning(
+                    WsTicket.user_id,
+                    WsTicket.session_id,
+                    WsTicket.origin,
+                    WsTicket.token_expires_at,
+                    WsTicket.expires_at,
                 )
             ).first()
             if taken is None or taken.expires_at < now:
                 return None
-            row = (
-                await session.execute(
-                    select(User, AuthSession.revoked_at)
-                    .outerjoin(AuthSession, _session_revoked(taken.session_id))
-                    .where(User.id == taken.user_id)
-                )
+            row = session.execute(
+                select(User, AuthSession.revoked_at)
+                .outerjoin(AuthSession, _session_revoked(taken.session_id))
+                .where(User.id == taken.user_id)
             ).first()
-        if row is None:
-            return None
-        user, revoked_at = row
-        return Ticket(
-            user=_stored_user(user),
-            disabled=user.disabled,
-            session_id=taken.session_id,
-            origin=taken.origin,
-            token_expires_at=taken.token_expires_at,
-            session_revoked=revoked_at is not None,
-        )
+            if row is None:
+                return None
+            user, revoked_at = row
+            return Ticket(
+                user=_stored_user(user),
+                disabled=user.disabled,
+                session_id=taken.session_id,
+                origin=taken.origin,
+                token_expires_at=taken.token_expires_at,
+                session_revoked=revoked_at is not None,
+            )
+
+        return await self._units.write(consume)
 
 
-async def _revoke_all(session: AsyncSession, user_id: int, now: int, reason: str) -> int:
-    """Revoke every session of a user, and the tickets bought with them; how many sessions."""
-    await session.execute(delete(WsTicket).where(WsTicket.user_id == user_id))
-    result = await session.execute(
-        update(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason=reason)
-    )
+def _rowcount(result: object) -> int:
+    """Rows an UPDATE or DELETE matched."""
+    assert isinstance(result, CursorResult)
     return result.rowcount
+
+
+def _revoke_all(session: Session, user_id: int, now: int, reason: str) -> int:
+    """Revoke every session of a user, and the tickets bought with them; how many sessions."""
+    session.execute(delete(WsTicket).where(WsTicket.user_id == user_id))
+    return _rowcount(
+        session.execute(
+            update(AuthSession)
+            .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+        )
+    )
 
 
 def _rotation_blocker(

@@ -44,7 +44,7 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_notification_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     """Head of this user's stream. Sends lock the user's row to move it, which is what makes
-    a user's ids commit in id order (see `Store._lock_recipients`)."""
+    a user's ids commit in id order (see `db.sending.lock_users`)."""
     unread_count: Mapped[int] = mapped_column(default=0, server_default="0")
     disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
     tokens_valid_after: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
@@ -81,8 +81,10 @@ class Notification(Base):
 
 
 class IdempotencyKey(Base):
-    """A send's `Idempotency-Key` with the response it produced, written in the send's own
-    transaction so that a key is never stored without its notifications or the reverse."""
+    """A send's `Idempotency-Key` with what the send stored (`db.records.StoredSend` as
+    JSON, in `response`), written in the send's own transaction so that a key is never
+    stored without its notifications or the reverse. Rows from before snapshots hold the
+    response body itself; `status_code` is no longer written (every send answers 201)."""
 
     __tablename__ = "idempotency_keys"
     __table_args__ = (UniqueConstraint("sender_id", "key"),)

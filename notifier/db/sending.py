@@ -15,17 +15,17 @@ stream head and unread count below), and replay keeps using the primary key inde
 SQLite needs no row locks: a write transaction there holds the database's one write lock.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, overload
+from typing import Any
 
-from sqlalchemy import String, any_, bindparam, delete, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
+from notifier.db.dialect import dialect_of
 from notifier.db.models import IdempotencyKey, Message, Notification, User, utcnow
-from notifier.schemas import NotificationContent, NotificationOut
+from notifier.db.records import MessageContent, StoredNotification, StoredSend
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
@@ -63,12 +63,9 @@ class IdempotentRequest:
 class SendRequest:
     usernames: Sequence[str] | None
     """Recipients in id order of the result; None for every user."""
-    content: NotificationContent
+    content: MessageContent
     sender_id: int
-    idempotency: IdempotentRequest | None
-    render: Callable[[Sequence[NotificationOut]], str]
-    """Turns what was stored into the response body, kept with the idempotency key."""
-    status_code: int = 201
+    idempotency: IdempotentRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +74,7 @@ class StreamEntry:
 
     notification_id: int
     username: str
-    content: NotificationContent
+    content: MessageContent
     created_at: datetime
     previous_id: int
     """The recipient's stream head before this notification (0 for none)."""
@@ -85,58 +82,27 @@ class StreamEntry:
     """The recipient's unread notifications, this one included."""
 
     @property
-    def notification(self) -> NotificationOut:
+    def notification(self) -> StoredNotification:
         # Built on demand: a broadcast stores one entry per user but shows one or none.
-        content = self.content
-        return NotificationOut(
-            id=self.notification_id,
-            username=self.username,
-            title=content.title,
-            body=content.body,
-            data=content.data,
-            created_at=self.created_at,
-            read=False,
+        return StoredNotification(
+            self.notification_id, self.username, self.content, self.created_at, read=False
         )
-
-
-class StoredNotifications(Sequence[NotificationOut]):
-    """What a send stored, as `render` sees it: each notification built when read."""
-
-    def __init__(self, entries: Sequence[StreamEntry]) -> None:
-        self._entries = entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @overload
-    def __getitem__(self, index: int) -> NotificationOut: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[NotificationOut]: ...
-    def __getitem__(self, index: int | slice) -> NotificationOut | list[NotificationOut]:
-        if isinstance(index, slice):
-            return [entry.notification for entry in self._entries[index]]
-        return self._entries[index].notification
 
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
     entries: list[StreamEntry]
-    """What this send stored; empty when it replayed an earlier response."""
-    status_code: int
-    body: str
+    """What this send stored; empty when it replayed an earlier send."""
+    stored: StoredSend | None
+    """What the send (the first one, for a replay) stored, to answer from; None only for
+    a replay of a key kept by a version before snapshots (see `legacy_response`)."""
     replayed: bool
+    legacy_response: str | None = None
+    """The response body an older version kept with the key, answered as it is."""
 
 
 SendOutcome = SendResult | UnknownUsersError | IdempotencyKeyReusedError
 
-
-_NAMES = postgresql.ARRAY(String)
-_MOVE_HEADS = text(
-    "UPDATE users SET last_notification_id = moved.head, unread_count = moved.unread_count"
-    " FROM unnest(CAST(:ids AS bigint[]), CAST(:heads AS bigint[]), CAST(:counts AS integer[]))"
-    " AS moved(id, head, unread_count) WHERE users.id = moved.id"
-)
-"""PostgreSQL: move every touched user's stream head and unread count at once."""
 
 _LOCKED_COLUMNS = (User.id, User.username, User.last_notification_id, User.unread_count)
 
@@ -145,14 +111,9 @@ def lock_users(session: Session, usernames: Sequence[str] | None) -> list[Locked
     """Lock the named users' rows (every user's when None), in id order."""
     connection = session.connection()
     query = select(*_LOCKED_COLUMNS).order_by(User.id).with_for_update()
-    parameters = {}
-    if usernames is not None and connection.dialect.name == "postgresql":
-        # One array parameter: the same statement (prepared once per connection) whatever
-        # the number of recipients, where IN renders one placeholder per name.
-        query = query.where(User.username == any_(bindparam("names", type_=_NAMES)))
-        parameters = {"names": list(usernames)}
-    elif usernames is not None:
-        query = query.where(User.username.in_(usernames))
+    parameters: dict[str, Any] = {}
+    if usernames is not None:
+        query, parameters = dialect_of(connection).where_in(query, User.username, usernames)
     rows = connection.execute(query, parameters)
     return [LockedUser(*row) for row in rows]
 
@@ -209,8 +170,8 @@ def store_sends(session: Session, requests: Sequence[SendRequest]) -> list[SendO
         planned, _insert(session, requests, planned), strict=True
     ):
         request = requests[index]
-        body = request.render(StoredNotifications(entries))
-        outcomes[index] = SendResult(entries, request.status_code, body, replayed=False)
+        stored = _snapshot(request, entries)
+        outcomes[index] = SendResult(entries, stored, replayed=False)
         if request.idempotency is not None:
             session.execute(
                 update(IdempotencyKey)
@@ -218,15 +179,28 @@ def store_sends(session: Session, requests: Sequence[SendRequest]) -> list[SendO
                     IdempotencyKey.sender_id == request.sender_id,
                     IdempotencyKey.key == request.idempotency.key,
                 )
-                .values(status_code=request.status_code, response=body)
+                .values(response=stored.to_json())
             )
-    for index, first in repeats:
-        original = outcomes[first]
+    for index, first_index in repeats:
+        original = outcomes[first_index]
         assert isinstance(original, SendResult)
-        outcomes[index] = SendResult([], original.status_code, original.body, replayed=True)
+        outcomes[index] = SendResult([], original.stored, replayed=True)
     finished = [outcome for outcome in outcomes if outcome is not None]
     assert len(finished) == len(requests)
     return finished
+
+
+def _snapshot(request: SendRequest, entries: Sequence[StreamEntry]) -> StoredSend:
+    """What a send stored, as kept with its idempotency key. A broadcast keeps only its
+    recipient count: its answer names nobody."""
+    named = request.usernames is not None
+    return StoredSend(
+        request.content,
+        entries[0].created_at if entries else None,
+        len(entries),
+        tuple(entry.notification_id for entry in entries) if named else (),
+        tuple(entry.username for entry in entries) if named else (),
+    )
 
 
 def _claim_key(
@@ -237,9 +211,9 @@ def _claim_key(
     On PostgreSQL a concurrent send holding the same key makes the insert wait until that
     send commits (then we answer with its response) or rolls back (then the key is ours).
     """
-    dialect = sqlite if session.bind.dialect.name == "sqlite" else postgresql
     claimed = session.scalar(
-        dialect.insert(IdempotencyKey)
+        dialect_of(session.connection())
+        .upsert(IdempotencyKey)
         .values(
             sender_id=sender_id,
             key=idempotency.key,
@@ -259,7 +233,9 @@ def _claim_key(
     assert row is not None  # the conflict was with a committed row
     if row.request_hash != idempotency.request_hash:
         return IdempotencyKeyReusedError(idempotency.key)
-    return SendResult([], row.status_code, row.response, replayed=True)
+    stored = StoredSend.from_json(row.response)
+    legacy = row.response if stored is None else None
+    return SendResult([], stored, replayed=True, legacy_response=legacy)
 
 
 def _insert(
@@ -313,26 +289,10 @@ def _insert(
             touched[user.id] = user
         batches.append(entries)
     if touched:
-        connection = session.connection()
-        if connection.dialect.name == "sqlite":
-            # One row per user of a broadcast: straight to the driver's executemany, without
-            # SQLAlchemy's per-row parameter processing (these are plain integers).
-            connection.exec_driver_sql(
-                "UPDATE users SET last_notification_id = ?, unread_count = ? WHERE id = ?",
-                [(u.head, u.unread_count, u.id) for u in touched.values()],
-            )
-        else:
-            # One statement over three arrays, whatever the number of users: an
-            # executemany runs (and PostgreSQL plans) one UPDATE per user of a broadcast.
-            users = list(touched.values())
-            connection.execute(
-                _MOVE_HEADS,
-                {
-                    "ids": [u.id for u in users],
-                    "heads": [u.head for u in users],
-                    "counts": [u.unread_count for u in users],
-                },
-            )
+        dialect_of(session.connection()).move_heads(
+            session.connection(),
+            [(user.id, user.head, user.unread_count) for user in touched.values()],
+        )
     return batches
 
 
@@ -348,33 +308,5 @@ def _insert_numbered(
         return []
     connection = session.connection()
     table = model.__table__
-    if connection.dialect.name != "sqlite":
-        returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return list(connection.execute(returning, rows).scalars())
-    # SQLite answers an ordered INSERT ... RETURNING one row at a time, a round trip per
-    # recipient. This transaction holds SQLite's only write lock, so nobody else takes ids
-    # meanwhile: number the rows here, past every id ever used (AUTOINCREMENT's
-    # sqlite_sequence remembers deleted ones), and insert them with one executemany.
-    used = connection.scalar(
-        text(
-            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = :table), 0),"
-            f" coalesce((SELECT max(id) FROM {table.name}), 0))"
-        ),
-        {"table": table.name},
-    )
-    ids = list(range(used + 1, used + 1 + len(rows)))
-    if model is Notification:
-        # Plain integers, one row per user of a broadcast: straight to the driver's
-        # executemany, without SQLAlchemy's per-row parameter processing.
-        connection.exec_driver_sql(
-            "INSERT INTO notifications (id, user_id, message_id) VALUES (?, ?, ?)",
-            [
-                (row_id, row["user_id"], row["message_id"])
-                for row_id, row in zip(ids, rows, strict=True)
-            ],
-        )
-        return ids
-    connection.execute(
-        insert(table), [{"id": row_id, **row} for row_id, row in zip(ids, rows, strict=True)]
-    )
-    return ids
+    assert isinstance(table, Table)
+    return dialect_of(connection).insert_numbered(connection, table, rows)

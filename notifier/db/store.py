@@ -1,20 +1,22 @@
-"""Async queries the rest of the app calls. Sessions are opened here and nowhere else."""
+"""Async queries behind notifications and users: sending, reading, read state.
+
+Every query runs as one unit of `db.units` (one writer path per process for every
+write); `db.auth_store` shares this store's `UnitRunner`. Results are `db.records` types.
+"""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from notifier.db.engine import WRITE, PoolOptions, create_engine
+from notifier.db.engine import PoolOptions, create_engine
 from notifier.db.models import Message, Notification, User, utcnow
+from notifier.db.records import MessageContent, ReadResult, StoredNotification, StoredUser
 from notifier.db.sending import SendOutcome, SendRequest, lock_users_by_id, store_sends
 from notifier.db.units import UnitRunner
-from notifier.schemas import NotificationOut
 
 # Hot-path statements, built once (their compiled form is cached by SQLAlchemy).
 _HEAD = select(User.last_notification_id).where(User.id == bindparam("user_id"))
@@ -47,35 +49,20 @@ class UsernameTakenError(Exception):
     """A user with that name already exists."""
 
 
-@dataclass(frozen=True, slots=True)
-class StoredUser:
-    id: int
-    username: str
-    password_hash: str
-    is_admin: bool
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ReadResult:
-    ids: list[int]
-    """Notifications that were unread and are now read."""
-    unread_count: int
+_USER_COLUMNS = (User.id, User.username, User.password_hash, User.is_admin, User.created_at)
 
 
 def _user(row: User) -> StoredUser:
     return StoredUser(row.id, row.username, row.password_hash, row.is_admin, row.created_at)
 
 
-def _notification(row: Row[Any], read: bool | None = None) -> NotificationOut:
-    """A row of `_NOTIFICATIONS` as the API shows it."""
-    return NotificationOut(
-        id=row.id,
-        username=row.username,
-        title=row.title,
-        body=row.body,
-        data=row.data,
-        created_at=row.created_at,
+def _notification(row: Row[Any], read: bool | None = None) -> StoredNotification:
+    """A row of `_NOTIFICATIONS`."""
+    return StoredNotification(
+        row.id,
+        row.username,
+        MessageContent(row.title, row.body, row.data),
+        row.created_at,
         read=row.read_at is not None if read is None else read,
     )
 
@@ -84,10 +71,6 @@ class Store:
     def __init__(self, database_url: str, pool: PoolOptions | None = None) -> None:
         pool = pool or PoolOptions()
         self.engine: AsyncEngine = create_engine(database_url, pool)
-        self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._writes = async_sessionmaker(
-            self.engine.execution_options(**{WRITE: True}), expire_on_commit=False
-        )
         self.units = UnitRunner(self.engine, pgbouncer=pool.pgbouncer)
         """Runs the hot paths' queries as one function each (see `db.units`)."""
 
@@ -102,18 +85,25 @@ class Store:
     # Users
 
     async def get_user(self, username: str) -> StoredUser | None:
-        async with self._reads() as session:
-            row = await session.scalar(select(User).where(User.username == username))
-            return _user(row) if row else None
+        query = select(*_USER_COLUMNS).where(User.username == username)
+
+        def get(connection: Connection) -> StoredUser | None:
+            row = connection.execute(query).first()
+            return StoredUser(*row) if row else None
+
+        return await self.units.read(get)
 
     async def create_user(self, username: str, password_hash: str, is_admin: bool) -> StoredUser:
-        row = User(username=username, password_hash=password_hash, is_admin=is_admin)
+        def create(session: Session) -> StoredUser:
+            row = User(username=username, password_hash=password_hash, is_admin=is_admin)
+            session.add(row)
+            session.flush()
+            return _user(row)
+
         try:
-            async with self._writes.begin() as session:
-                session.add(row)
+            return await self.units.write(create)
         except IntegrityError as exc:
             raise UsernameTakenError(username) from exc
-        return _user(row)
 
     async def stream_head(self, user_id: int) -> int:
         """The id of the user's newest notification (0 when they have none)."""
@@ -137,10 +127,10 @@ class Store:
 
     async def since(
         self, user_id: int, after_id: int, limit: int
-    ) -> tuple[list[NotificationOut], int]:
+    ) -> tuple[list[StoredNotification], int]:
         """The user's notifications with id > after_id, oldest first, and their unread count."""
 
-        def page(connection: Connection) -> tuple[list[NotificationOut], int]:
+        def page(connection: Connection) -> tuple[list[StoredNotification], int]:
             rows = connection.execute(
                 _SINCE, {"user_id": user_id, "after_id": after_id, "limit": limit}
             ).all()
@@ -155,7 +145,7 @@ class Store:
 
     async def inbox(
         self, user_id: int, limit: int, before: int | None, unread_only: bool
-    ) -> tuple[list[NotificationOut], int]:
+    ) -> tuple[list[StoredNotification], int]:
         query = _NOTIFICATIONS.where(Notification.user_id == user_id)
         if before is not None:
             query = query.where(Notification.id < before)
@@ -163,7 +153,7 @@ class Store:
             query = query.where(Notification.read_at.is_(None))
         query = query.order_by(Notification.id.desc()).limit(limit)
 
-        def page(connection: Connection) -> tuple[list[NotificationOut], int]:
+        def page(connection: Connection) -> tuple[list[StoredNotification], int]:
             items = [_notification(row) for row in connection.execute(query)]
             # Its own statement: the page may be empty while the user has unread ones.
             return items, connection.scalar(_UNREAD, {"user_id": user_id}) or 0
@@ -172,10 +162,10 @@ class Store:
 
     async def mark_read(
         self, user_id: int, notification_id: int
-    ) -> tuple[NotificationOut, ReadResult] | None:
+    ) -> tuple[StoredNotification, ReadResult] | None:
         """Mark one of the user's notifications read; None if they have no such id."""
 
-        def mark(session: Session) -> tuple[NotificationOut, ReadResult] | None:
+        def mark(session: Session) -> tuple[StoredNotification, ReadResult] | None:
             [user] = lock_users_by_id(session, user_id)
             connection = session.connection()
             row = connection.execute(

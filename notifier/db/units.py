@@ -21,8 +21,10 @@ function and run here:
   replaced every connection opened before the failure; a write only when the connection
   died before its commit was sent (after that, the commit may have happened).
 
-Read units take a Core `Connection` (statements of their own, one snapshot per statement);
-write units take a `Session` and are committed when they return.
+Every query of `db.store` and `db.auth_store` runs here: this is the one writer path of a
+process, and the only place that opens sessions. Read units take a Core `Connection`
+(statements of their own, one snapshot per statement); write units take a `Session` and
+are committed when they return.
 """
 
 import asyncio
@@ -36,6 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
+from notifier.db.dialect import dialect_of
 from notifier.db.engine import WRITE, create_sqlite_sync_engine
 
 logger = logging.getLogger(__name__)
@@ -62,7 +65,8 @@ class UnitRunner:
         self._held: Connection | None = None
         self._sqlite_writes: Engine | None = None
         self._writer: ThreadPoolExecutor | None = None
-        self._sqlite = engine.dialect.name == "sqlite"
+        # SQLite takes one writer at a time: this process queues its own on one thread.
+        self._sqlite = dialect_of(engine.url).single_writer
         if self._sqlite:
             self._sqlite_reads = create_sqlite_sync_engine(
                 engine.url, pool_size=1, busy_timeout_ms=INLINE_READ_BUSY_TIMEOUT_MS

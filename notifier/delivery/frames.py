@@ -11,6 +11,7 @@ from typing import Protocol
 
 import orjson
 
+from notifier.db.records import StoredNotification
 from notifier.schemas import NotificationOut
 
 
@@ -52,9 +53,23 @@ class Publication:
     """Wall-clock time of the commit, for the delivery latency histogram."""
 
 
-def content_members(notification: NotificationOut) -> str:
+def notification_out(notification: StoredNotification) -> NotificationOut:
+    """A stored notification as the API and the sockets show it (the one builder)."""
+    content = notification.content
+    return NotificationOut(
+        id=notification.id,
+        username=notification.username,
+        title=content.title,
+        body=content.body,
+        data=dict(content.data),
+        created_at=notification.created_at,
+        read=notification.read,
+    )
+
+
+def content_members(notification: StoredNotification) -> str:
     """Everything but id and username, as `"title":...,"read":false` (no braces)."""
-    return notification.model_dump_json(exclude={"id", "username"})[1:-1]
+    return notification_out(notification).model_dump_json(exclude={"id", "username"})[1:-1]
 
 
 def notification_frame(notification_id: int, username: str, content: str, unread_count: int) -> str:
@@ -66,7 +81,7 @@ def notification_frame(notification_id: int, username: str, content: str, unread
     )
 
 
-def stored_frame(notification: NotificationOut, unread_count: int) -> str:
+def stored_frame(notification: StoredNotification, unread_count: int) -> str:
     return notification_frame(
         notification.id, notification.username, content_members(notification), unread_count
     )

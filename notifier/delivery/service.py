@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Collection
 
+from notifier.db.records import StoredNotification
 from notifier.db.sending import SendRequest, SendResult, StreamEntry
 from notifier.db.store import Store
 from notifier.delivery.broker import Addressed, Broker
@@ -31,7 +32,6 @@ from notifier.delivery.frames import (
 from notifier.delivery.hub import Hub
 from notifier.logs import log_event
 from notifier.metrics import Metrics
-from notifier.schemas import NotificationOut
 
 logger = logging.getLogger(__name__)
 PendingSend = tuple[SendRequest, "asyncio.Future[SendResult]"]
@@ -152,7 +152,7 @@ class NotificationService:
 
     async def mark_read(
         self, user_id: int, username: str, notification_id: int
-    ) -> NotificationOut | None:
+    ) -> StoredNotification | None:
         """Mark one of the user's notifications read; None if they have no such id."""
         marked = await self._store.mark_read(user_id, notification_id)
         if marked is None:
