@@ -16,6 +16,7 @@ from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from notifier.api.oauth_errors import INVALID_REQUEST, NO_STORE
 from notifier.auth.deps import COOKIE_NAME
 from notifier.delivery import closes
 
@@ -50,6 +51,21 @@ def referer_origin(referer: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
+# The OAuth2 endpoints answer every refusal as RFC 6749 5.2 says, this one too.
+OAUTH_PATHS = frozenset({"/token", LOGIN_PATH, "/token/revoke"})
+
+
+def _refusal(scope: Scope) -> JSONResponse:
+    if scope["path"].removeprefix(scope.get("root_path", "")) in OAUTH_PATHS:
+        body = {
+            "error": INVALID_REQUEST,
+            "error_description": ORIGIN_NOT_ALLOWED,
+            "detail": ORIGIN_NOT_ALLOWED,
+        }
+        return JSONResponse(body, status_code=403, headers=NO_STORE)
+    return JSONResponse({"detail": ORIGIN_NOT_ALLOWED}, status_code=403)
+
+
 def _has_bearer(headers: Headers) -> bool:
     scheme, _, value = headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and bool(value.strip())
@@ -76,7 +92,7 @@ class CrossSiteRequestGuard:
         if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
             headers = Headers(scope=scope)
             if self._refused(scope, headers):
-                response = JSONResponse({"detail": ORIGIN_NOT_ALLOWED}, status_code=403)
+                response = _refusal(scope)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
