@@ -39,6 +39,7 @@ class ApiDescription:
 
     document: dict[str, Any]
     routes: list[Route] = field(default_factory=list)
+    validators: dict[tuple[str, str, str], Draft202012Validator] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for template, operations in self.document.get("paths", {}).items():
@@ -65,9 +66,12 @@ class ApiDescription:
         schema = responses[key].get("content", {}).get("application/json", {}).get("schema")
         if schema is None or body is None:
             return None
-        validator = Draft202012Validator(
-            {**schema, "components": self.document.get("components", {})}
-        )
+        validator = self.validators.get((route.template, method, key))
+        if validator is None:
+            validator = Draft202012Validator(
+                {**schema, "components": self.document.get("components", {})}
+            )
+            self.validators[route.template, method, key] = validator
         error = next(iter(validator.iter_errors(body)), None)
         if error is not None:
             return f"{where} with a body off its documented schema: {error.message}"
