@@ -7,7 +7,7 @@ from notifier.auth.sessions import CloseSockets
 from notifier.auth.setup import build_accounts as build_auth
 from notifier.db.engine import PoolOptions
 from notifier.db.store import Store
-from notifier.delivery import closes
+from notifier import closes
 from notifier.delivery.broker import Broker, MemoryBroker
 from notifier.delivery.hub import Hub
 from notifier.delivery.redis_broker import RedisBroker

@@ -46,7 +46,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from notifier.api.socket_session import MessageRateLimiter
-from notifier.delivery import closes
+from notifier import closes
 from notifier.transport_limits import TRANSPORT_LIMITS, TransportLimits
 
 WRITE_TEXT = "notifier.write_text"

@@ -26,7 +26,7 @@ from openapi_conformance import ApiDescription
 
 from notifier.api.asyncapi import CLIENT_MESSAGES, SERVER_MESSAGES, close_codes
 from notifier.api.auth import JWKS_MAX_AGE_CEILING, jwks_max_age
-from notifier.delivery import closes
+from notifier import closes
 
 ROOT = Path(__file__).resolve().parent.parent
 ASYNCAPI_SCHEMA = Path(__file__).resolve().parent / "schemas" / "asyncapi-3.0.0.json"

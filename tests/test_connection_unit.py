@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from notifier.delivery import closes
+from notifier import closes
 from notifier.delivery.connection import Connection, SocketGone
 from notifier.delivery.frames import CloseRequest, Publication, Recipient, UserFrame
 from notifier.delivery.hub import Hub

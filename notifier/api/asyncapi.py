@@ -1,7 +1,7 @@
 """`GET /asyncapi.json`: the WebSocket protocol as an AsyncAPI 3.0 document.
 
 Built from the code's own vocabulary so it cannot drift: the close codes and reasons from
-`delivery/closes.py`, the message payloads from the pydantic models in `schemas.py`
+`notifier/closes.py`, the message payloads from the pydantic models in `schemas.py`
 (tests check real frames against them), the settings' names and defaults.
 """
 
@@ -15,8 +15,8 @@ from pydantic.json_schema import models_json_schema
 from notifier import __version__
 from notifier.api import ws
 from notifier.auth.deps import COOKIE_NAME
-from notifier.delivery import closes
-from notifier.delivery.closes import Close
+from notifier import closes
+from notifier.closes import Close
 from notifier.schemas import (
     AuthMessage,
     AuthOkFrame,

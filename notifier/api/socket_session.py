@@ -24,8 +24,8 @@ from starlette.types import Message
 from notifier.auth.accounts import Accounts
 from notifier.auth.tokens import TokenClaims, TokenError
 from notifier.db.store import StoredUser
-from notifier.delivery import closes
-from notifier.delivery.closes import Close
+from notifier import closes
+from notifier.closes import Close
 from notifier.delivery.connection import Connection
 from notifier.schemas import MAX_SOCKET_TOKEN_LENGTH
 

@@ -22,8 +22,8 @@ from notifier.api.socket_session import MessageRateLimiter, SocketSession
 from notifier.auth.deps import COOKIE_NAME
 from notifier.auth.tokens import TokenClaims, TokenError
 from notifier.db.store import StoredUser
-from notifier.delivery import closes
-from notifier.delivery.closes import Close
+from notifier import closes
+from notifier.closes import Close
 from notifier.delivery.connection import Connection, SocketGone
 from notifier.delivery.service import Admission
 from notifier.logs import log_event

@@ -15,7 +15,7 @@ from notifier.auth.tickets import WsTickets
 from notifier.auth.tokens import TokenClaims, TokenCodec, TokenError
 from notifier.db.auth_store import AccountFlags, AuthStore, Credentials
 from notifier.db.store import Store, StoredUser
-from notifier.delivery import closes
+from notifier import closes
 
 logger = logging.getLogger(__name__)
 

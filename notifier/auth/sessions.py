@@ -19,8 +19,8 @@ from notifier.auth.credentials import digest, new_secret
 from notifier.auth.tokens import IssuedToken, TokenCodec, TokenError
 from notifier.db.auth_store import AuthStore, Rotation
 from notifier.db.store import StoredUser
-from notifier.delivery import closes
-from notifier.delivery.closes import Close
+from notifier import closes
+from notifier.closes import Close
 
 CloseSockets = Callable[[str, Close, Sequence[str] | None], Awaitable[None]]
 """`close_sockets(username, close, session_ids)`: close that user's sockets on every

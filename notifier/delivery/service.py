@@ -18,7 +18,7 @@ from collections.abc import Collection
 from notifier.db.sending import SendRequest, SendResult, StreamEntry
 from notifier.db.store import Store
 from notifier.delivery.broker import Addressed, Broker
-from notifier.delivery.closes import Close
+from notifier.closes import Close
 from notifier.delivery.connection import Connection, ReplayPage
 from notifier.delivery.frames import (
     CloseRequest,
