@@ -12,10 +12,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from notifier import __version__
+from notifier import __version__, closes
 from notifier.api import ws
-from notifier.auth.deps import COOKIE_NAME
-from notifier import closes
+from notifier.api.deps import COOKIE_NAME
 from notifier.closes import Close
 from notifier.schemas import (
     AuthMessage,

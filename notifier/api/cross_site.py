@@ -15,7 +15,7 @@ from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from notifier.auth.deps import COOKIE_NAME
+from notifier.api.deps import COOKIE_NAME
 
 ORIGIN_NOT_ALLOWED = "origin not allowed"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

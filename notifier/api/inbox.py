@@ -2,11 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, Path, Query
 
+from notifier.api.deps import CurrentUser, RuntimeDep
 from notifier.api.errors import UNAUTHENTICATED
 from notifier.api.json_input import InputCheckedRoute
-from notifier.auth.deps import CurrentUser, RuntimeDep
+from notifier.errors import NotificationNotFoundError
 from notifier.schemas import MAX_ID, ErrorBody, Inbox, NotificationOut, ReadAllResult
 
 router = APIRouter(
@@ -53,5 +54,5 @@ async def mark_read(
     """
     notification = await runtime.notifications.mark_read(user.id, user.username, notification_id)
     if notification is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="notification not found")
+        raise NotificationNotFoundError
     return notification

@@ -21,12 +21,13 @@ from collections.abc import Awaitable, Callable
 import orjson
 from starlette.types import Message
 
-from notifier.auth.accounts import Accounts
-from notifier.auth.tokens import TokenClaims, TokenError
-from notifier.db.store import StoredUser
 from notifier import closes
+from notifier.auth.accounts import Accounts
+from notifier.auth.tokens import TokenClaims
 from notifier.closes import Close
+from notifier.db.store import StoredUser
 from notifier.delivery.connection import Connection
+from notifier.errors import TokenError
 from notifier.schemas import MAX_SOCKET_TOKEN_LENGTH
 
 MAX_TOKEN_LENGTH = MAX_SOCKET_TOKEN_LENGTH

@@ -14,6 +14,7 @@ from notifier.db.engine import WRITE, PoolOptions, create_engine
 from notifier.db.models import Message, Notification, User, utcnow
 from notifier.db.sending import SendOutcome, SendRequest, lock_users_by_id, store_sends
 from notifier.db.units import UnitRunner
+from notifier.errors import UsernameTakenError
 from notifier.schemas import NotificationOut
 
 # Hot-path statements, built once (their compiled form is cached by SQLAlchemy).
@@ -41,10 +42,6 @@ _SINCE = (
     .order_by(Notification.id)
     .limit(bindparam("limit"))
 )
-
-
-class UsernameTakenError(Exception):
-    """A user with that name already exists."""
 
 
 @dataclass(frozen=True, slots=True)
