@@ -165,7 +165,8 @@ def _payload_schemas() -> dict[str, Any]:
     _, top = models_json_schema(
         [(model, "serialization") for model in models], ref_template=SCHEMA_REF
     )
-    return top["$defs"]
+    definitions: dict[str, Any] = top["$defs"]
+    return definitions
 
 
 def build_document(host: str, secure: bool) -> dict[str, Any]:

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
-from starlette.requests import cookie_parser
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from notifier.api.deps import COOKIE_NAME
+from notifier.api.deps import Source, find_credential
 
 ORIGIN_NOT_ALLOWED = "origin not allowed"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -46,17 +46,6 @@ def referer_origin(referer: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
-def _has_bearer(headers: Headers) -> bool:
-    scheme, _, value = headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and bool(value.strip())
-
-
-def _has_session_cookie(headers: Headers) -> bool:
-    # Starlette's own parser: the one `request.cookies` (and so the login check) uses.
-    raw = headers.get("cookie")
-    return bool(raw) and COOKIE_NAME in cookie_parser(raw)
-
-
 class CrossSiteRequestGuard:
     """Answer 403 to unsafe cookie requests (and logins) started by another origin's page.
 
@@ -78,12 +67,13 @@ class CrossSiteRequestGuard:
         await self.app(scope, receive, send)
 
     def _refused(self, scope: Scope, headers: Headers) -> bool:
-        if _has_bearer(headers):
+        credential = find_credential(HTTPConnection(scope))
+        if credential is not None and credential.source is Source.BEARER:
             return False
         logging_in = scope["method"] == "POST" and scope["path"] == (
             scope.get("root_path", "") + LOGIN_PATH
         )
-        if not logging_in and not _has_session_cookie(headers):
+        if not logging_in and credential is None:
             return False
         origin = headers.get("origin")
         if origin is None:

@@ -168,7 +168,7 @@ class SocketSession:
 
     # The client's messages
 
-    async def _on_message(self, message: dict[str, object]) -> Close | None:
+    async def _on_message(self, message: Message) -> Close | None:
         if not self._limiter.allow():
             return closes.TOO_MANY_MESSAGES
         text = message.get("text")

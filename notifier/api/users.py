@@ -7,7 +7,13 @@ from fastapi import APIRouter, Path, Request, Response, status
 
 from notifier.api.auth import set_session_cookie, token_body
 from notifier.api.deps import COOKIE_NAME, AdminUser, CurrentUser, RuntimeDep, client_address
-from notifier.api.errors import ADMIN_ONLY, JSON_BODY_ERRORS, THROTTLED, UNAUTHENTICATED
+from notifier.api.errors import (
+    ADMIN_ONLY,
+    JSON_BODY_ERRORS,
+    THROTTLED,
+    UNAUTHENTICATED,
+    Responses,
+)
 from notifier.api.json_input import InputCheckedRoute
 from notifier.errors import CannotDisableSelfError, UserNotFoundError
 from notifier.schemas import (
@@ -25,7 +31,7 @@ from notifier.schemas import (
 router = APIRouter(prefix="/users", tags=["users"], route_class=InputCheckedRoute)
 
 UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
-UNKNOWN_USER = {404: {"model": ErrorBody, "description": "No such user"}}
+UNKNOWN_USER: Responses = {404: {"model": ErrorBody, "description": "No such user"}}
 
 
 @router.post(
