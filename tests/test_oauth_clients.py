@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 from conftest import USER_PASSWORD, Api, ServerProcess, unique_name
@@ -107,11 +108,15 @@ async def _login_pair(api: Api, username: str) -> dict[str, Any]:
     return response.json()
 
 
-async def _spent_refresh_token(api: Api) -> str:
-    """A refresh token used once, now past the reuse grace."""
-    pair = await _login_pair(api, await api.create_user())
-    data = {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}
-    assert (await api.client.post("/token", data=data)).status_code == 200
+@pytest.fixture(scope="module")
+async def spent_refresh_token(oauth_server) -> str:
+    """A refresh token used once, now past the reuse grace (its reuse revokes its session,
+    and every later one is refused the same way)."""
+    async with httpx.AsyncClient(base_url=oauth_server.base_url, timeout=30) as client:
+        api = Api(oauth_server, client)
+        pair = await _login_pair(api, await api.create_user())
+        data = {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}
+        assert (await api.client.post("/token", data=data)).status_code == 200
     await asyncio.sleep(GRACE + 1.2)
     return pair["refresh_token"]
 
@@ -142,15 +147,16 @@ async def test_authlib_raises_its_oauth_error_for_each_login_refusal(
         assert int(raw.headers["retry-after"]) > 0
 
 
-async def test_authlib_raises_for_bad_and_reused_refresh_tokens(api, authlib_client) -> None:
+async def test_authlib_raises_for_bad_and_reused_refresh_tokens(
+    api, authlib_client, spent_refresh_token
+) -> None:
     url = _token_url(api.server)
     with pytest.raises(OAuthError) as bad:
         await authlib_client.refresh_token(url, refresh_token="not-a-refresh-token")
     assert (bad.value.error, bad.value.description) == ("invalid_grant", "invalid refresh token")
 
-    spent = await _spent_refresh_token(api)
     with pytest.raises(OAuthError) as reused:
-        await authlib_client.refresh_token(url, refresh_token=spent)
+        await authlib_client.refresh_token(url, refresh_token=spent_refresh_token)
     assert (reused.value.error, reused.value.description) == ("invalid_grant", REUSED)
 
 
@@ -191,6 +197,26 @@ async def test_authlib_sees_invalid_request_for_a_malformed_login(api, authlib_c
     ]
 
 
+async def test_the_cookie_login_refuses_with_the_same_bodies(api) -> None:
+    username = await api.create_user()
+    wrong = await api.client.post("/session", data={"username": username, "password": "nope"})
+    assert wrong.status_code == 401
+    assert wrong.json() == {
+        "error": "invalid_grant",
+        "error_description": "incorrect username or password",
+        "detail": "incorrect username or password",
+    }
+    assert wrong.headers["www-authenticate"] == "Bearer"
+    assert "set-cookie" not in wrong.headers
+    malformed = await api.client.post("/session", data={"grant_type": "refresh_token"})
+    assert malformed.status_code == 422
+    assert malformed.json()["error"] == "invalid_request"
+    assert malformed.json()["error_description"] == "refresh_token: Field required"
+    assert "set-cookie" not in malformed.headers
+    # The failures above did not lock the user out (the limit is per username).
+    assert (await _login_pair(api, username))["access_token"]
+
+
 # --- requests-oauthlib -----------------------------------------------------------------
 
 
@@ -210,7 +236,9 @@ async def test_requests_oauthlib_raises_invalid_grant_for_each_login_refusal(
     assert not session.token
 
 
-async def test_requests_oauthlib_raises_for_bad_and_reused_refresh_tokens(api, plain_http) -> None:
+async def test_requests_oauthlib_raises_for_bad_and_reused_refresh_tokens(
+    api, plain_http, spent_refresh_token
+) -> None:
     session = _requests_session()
     with pytest.raises(InvalidGrantError) as bad:
         await asyncio.to_thread(
@@ -218,9 +246,10 @@ async def test_requests_oauthlib_raises_for_bad_and_reused_refresh_tokens(api, p
         )
     assert bad.value.description == "invalid refresh token"
 
-    spent = await _spent_refresh_token(api)
     with pytest.raises(InvalidGrantError) as reused:
-        await asyncio.to_thread(session.refresh_token, _token_url(api.server), refresh_token=spent)
+        await asyncio.to_thread(
+            session.refresh_token, _token_url(api.server), refresh_token=spent_refresh_token
+        )
     assert reused.value.description == REUSED
 
 

@@ -52,7 +52,12 @@ TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
     },
     403: {"model": OAuthError, "description": "The account is disabled (`invalid_grant`)"},
-    429: {**THROTTLED[429], "model": OAuthError},
+    429: {
+        **THROTTLED[429],
+        "model": OAuthError,
+        "description": "Too many failed logins for this username or address; see Retry-After "
+        "(`invalid_grant`)",
+    },
     **MALFORMED,
 }
 REVOKE_ERRORS: dict[int | str, dict[str, Any]] = {
