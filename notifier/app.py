@@ -24,11 +24,9 @@ from notifier.api import (
     ws,
 )
 from notifier.api.cross_site import CrossSiteRequestGuard, document_refusal
+from notifier.api.deps import COOKIE_NAME
 from notifier.api.json_input import EncodableJSONResponse
-from notifier.api.oauth_errors import OAuthErrorResponse, oauth_error_response
-from notifier.auth.deps import COOKIE_NAME
-from notifier.db.sending import IdempotencyKeyReusedError, UnknownUsersError
-from notifier.db.store import UsernameTakenError
+from notifier.errors import NotifierError
 from notifier.gc_tuning import tune_for_many_sockets
 from notifier.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from notifier.runtime import Runtime
@@ -129,26 +127,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
 
-    @app.exception_handler(UnknownUsersError)
-    async def _unknown_users(_request: Request, exc: UnknownUsersError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "unknown users", "usernames": exc.usernames},
-            status_code=status.HTTP_404_NOT_FOUND,
-        )
-
-    @app.exception_handler(OAuthErrorResponse)
-    async def _oauth_error(_request: Request, exc: OAuthErrorResponse) -> JSONResponse:
-        return oauth_error_response(exc)
-
-    @app.exception_handler(IdempotencyKeyReusedError)
-    async def _key_reused(_request: Request, _exc: IdempotencyKeyReusedError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "Idempotency-Key was already used for a different request"},
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
-
-    @app.exception_handler(UsernameTakenError)
-    async def _username_taken(_request: Request, _exc: UsernameTakenError) -> JSONResponse:
-        return JSONResponse({"detail": "username taken"}, status_code=status.HTTP_409_CONFLICT)
+    @app.exception_handler(NotifierError)
+    async def _refused(_request: Request, exc: NotifierError) -> JSONResponse:
+        # The one place the catalog becomes HTTP (the OAuth2 routes answer their own
+        # codes in RFC 6749's shape, see `api.oauth_errors.OAuthRoute`).
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
     return app

@@ -42,8 +42,8 @@ def _settings() -> Settings:
 
 
 def _check_keys(settings: Settings) -> None:
-    from notifier.auth.keys import KeyConfigError
     from notifier.auth.setup import key_set
+    from notifier.errors import KeyConfigError
 
     try:
         key_set(settings)
@@ -84,7 +84,7 @@ async def _accounts(settings: Settings) -> AsyncIterator["Accounts"]:
 
 
 async def _ensure_admin(settings: Settings) -> None:
-    from notifier.auth.accounts import PasswordTooShort
+    from notifier.errors import PasswordTooShortError
 
     if not settings.admin_username or settings.admin_password is None:
         return
@@ -93,7 +93,7 @@ async def _ensure_admin(settings: Settings) -> None:
             created = await accounts.ensure_user(
                 settings.admin_username, settings.admin_password.get_secret_value(), is_admin=True
             )
-    except PasswordTooShort as exc:
+    except PasswordTooShortError as exc:
         typer.echo(f"NOTIFIER_ADMIN_PASSWORD: {exc}", err=True)
         raise typer.Exit(2) from exc
     if created:
@@ -155,7 +155,7 @@ def create_user(
     ] = False,
 ) -> None:
     """Create a user. The password comes from a prompt, or stdin with --password-stdin."""
-    from notifier.db.store import UsernameTakenError
+    from notifier.errors import UsernameTakenError
     from notifier.migrate import upgrade
     from notifier.schemas import UserCreate
 

@@ -76,12 +76,6 @@ class BodySizeLimitMiddleware:
         await response(scope, receive, send)
 
 
-def client_address(scope: Scope) -> str | None:
-    """`host:port` of the peer, for log lines."""
-    client = scope.get("client")
-    return f"{client[0]}:{client[1]}" if isinstance(client, tuple | list) else None
-
-
 class SecurityHeadersMiddleware:
     """Headers every HTTP answer needs, added as the response starts (no body buffering).
 

@@ -2,12 +2,12 @@
 
 from dataclasses import dataclass
 
+from notifier import closes
 from notifier.auth.accounts import Accounts
 from notifier.auth.sessions import CloseSockets
 from notifier.auth.setup import build_accounts as build_auth
 from notifier.db.engine import PoolOptions
 from notifier.db.store import Store
-from notifier.delivery import closes
 from notifier.delivery.broker import Broker, MemoryBroker
 from notifier.delivery.hub import Hub
 from notifier.delivery.redis_broker import RedisBroker

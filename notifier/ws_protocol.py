@@ -45,8 +45,8 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from notifier import closes
 from notifier.api.socket_session import MessageRateLimiter
-from notifier.delivery import closes
 from notifier.transport_limits import TRANSPORT_LIMITS, TransportLimits
 
 WRITE_TEXT = "notifier.write_text"

@@ -24,9 +24,9 @@ from conftest import USER_PASSWORD
 from jsonschema import Draft7Validator, Draft202012Validator
 from openapi_conformance import ApiDescription
 
+from notifier import closes
 from notifier.api.asyncapi import CLIENT_MESSAGES, SERVER_MESSAGES, close_codes
 from notifier.api.auth import JWKS_MAX_AGE_CEILING, jwks_max_age
-from notifier.delivery import closes
 
 ROOT = Path(__file__).resolve().parent.parent
 ASYNCAPI_SCHEMA = Path(__file__).resolve().parent / "schemas" / "asyncapi-3.0.0.json"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from notifier.delivery import closes
+from notifier import closes
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,7 @@ from connection_fakes import (
     settle,
 )
 
-from notifier.delivery import closes
+from notifier import closes
 from notifier.delivery.connection import Connection, SocketGone
 from notifier.metrics import Metrics
 

@@ -10,7 +10,7 @@ from connection_fakes import (
     settle,
 )
 
-from notifier.delivery import closes
+from notifier import closes
 from notifier.delivery.frames import CloseRequest, Publication, Recipient, UserFrame
 from notifier.delivery.hub import Hub
 from notifier.metrics import Metrics

@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwt
 from sessions import login_pair, status_with, user_with_pair
 
-from notifier.auth.keys import KeyConfigError, KeySet, thumbprint
+from notifier.auth.keys import KeySet, thumbprint
+from notifier.errors import KeyConfigError
 
 
 def write_key(directory: Path, name: str, algorithm: str, bits: int = 2048) -> tuple[Path, Path]:

@@ -9,7 +9,8 @@ from conftest import TEST_SECRET, make_token, unique_name
 from jose import jwt
 
 from notifier.auth.keys import KeySet
-from notifier.auth.tokens import ADMIN_SCOPE, TokenClaims, TokenCodec, TokenError
+from notifier.auth.tokens import ADMIN_SCOPE, TokenClaims, TokenCodec
+from notifier.errors import TokenError
 
 TTL = 600
 

@@ -1,7 +1,7 @@
 """`GET /asyncapi.json`: the WebSocket protocol as an AsyncAPI 3.0 document.
 
 Built from the code's own vocabulary so it cannot drift: the close codes and reasons from
-`delivery/closes.py`, the message payloads from the pydantic models in `schemas.py`
+`notifier/closes.py`, the message payloads from the pydantic models in `schemas.py`
 (tests check real frames against them), the settings' names and defaults.
 """
 
@@ -13,11 +13,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from notifier import __version__
+from notifier import __version__, closes
 from notifier.api import ws
-from notifier.auth.deps import COOKIE_NAME
-from notifier.delivery import closes
-from notifier.delivery.closes import Close
+from notifier.api.deps import COOKIE_NAME
+from notifier.closes import Close
 from notifier.schemas import (
     AuthMessage,
     AuthOkFrame,
@@ -168,7 +167,8 @@ def _payload_schemas() -> dict[str, Any]:
     _, top = models_json_schema(
         [(model, "serialization") for model in models], ref_template=SCHEMA_REF
     )
-    return top["$defs"]
+    definitions: dict[str, Any] = top["$defs"]
+    return definitions
 
 
 def build_document(host: str, secure: bool) -> dict[str, Any]:

@@ -7,28 +7,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from notifier.api.errors import THROTTLED, TOO_LARGE, UNAUTHENTICATED, throttled, unauthorized_login
-from notifier.api.oauth_errors import (
-    INVALID_GRANT,
-    INVALID_REQUEST,
-    NO_STORE,
-    UNSUPPORTED_GRANT_TYPE,
-    OAuthErrorResponse,
-    OAuthRoute,
-)
-from notifier.auth.accounts import AccountDisabled, InvalidCredentials
-from notifier.auth.deps import (
+from notifier.api.deps import (
     COOKIE_NAME,
     CurrentCredentials,
     RuntimeDep,
+    Services,
     bearer_scheme,
     client_address,
-    request_token,
+    find_credential,
 )
-from notifier.auth.sessions import InvalidGrant, TokenPair
-from notifier.auth.throttle import LoginThrottled
-from notifier.auth.tokens import TokenError
-from notifier.runtime import Runtime
+from notifier.api.errors import THROTTLED, TOO_LARGE, UNAUTHENTICATED
+from notifier.api.oauth_errors import (
+    INVALID_REQUEST,
+    NO_STORE,
+    UNSUPPORTED_GRANT_TYPE,
+    OAuthRoute,
+)
+from notifier.auth.sessions import TokenPair
+from notifier.errors import OAuthRequestError, TokenError
 from notifier.schemas import (
     OAuthError,
     OAuthValidationError,
@@ -81,33 +77,24 @@ def _missing(*fields: str) -> RequestValidationError:
     )
 
 
-async def _grant(runtime: Runtime, request: Request, form: TokenForm) -> TokenPair:
-    """Run the grant the form asks for; errors become the RFC 6749 responses."""
+async def _grant(runtime: Services, request: Request, form: TokenForm) -> TokenPair:
+    """Run the grant the form asks for. Its refusals (`InvalidGrantError`,
+    `LoginThrottledError`, `InvalidCredentialsError`, `AccountDisabledError`) carry their
+    RFC 6749 code, which `OAuthRoute` answers with."""
     if form.grant_type == "refresh_token":
         if not form.refresh_token:
             raise _missing("refresh_token")
-        try:
-            return await runtime.accounts.sessions.refresh(form.refresh_token)
-        except InvalidGrant as exc:
-            raise OAuthErrorResponse(INVALID_GRANT, exc.reason) from exc
+        return await runtime.accounts.sessions.refresh(form.refresh_token)
     if form.grant_type != "password":
-        raise OAuthErrorResponse(
+        raise OAuthRequestError(
             UNSUPPORTED_GRANT_TYPE, "grant_type must be password or refresh_token"
         )
     missing = [name for name in ("username", "password") if not getattr(form, name)]
     if missing:
         raise _missing(*missing)
     assert form.username is not None and form.password is not None
-    try:
-        return await runtime.accounts.login(form.username, form.password, client_address(request))
-    # All three are `invalid_grant`: RFC 6749 5.2 names no other code for resource owner
-    # credentials that cannot be used, and clients branch on status and Retry-After.
-    except LoginThrottled as exc:
-        raise OAuthErrorResponse.of(INVALID_GRANT, throttled(exc.retry_after)) from exc
-    except InvalidCredentials as exc:
-        raise OAuthErrorResponse.of(INVALID_GRANT, unauthorized_login()) from exc
-    except AccountDisabled as exc:
-        raise OAuthErrorResponse(INVALID_GRANT, "user disabled", status.HTTP_403_FORBIDDEN) from exc
+    address = client_address(request.scope)
+    return await runtime.accounts.login(form.username, form.password, address)
 
 
 def token_body(pair: TokenPair, response: Response) -> Token:
@@ -119,7 +106,7 @@ def token_body(pair: TokenPair, response: Response) -> Token:
     )
 
 
-def set_session_cookie(runtime: Runtime, response: Response, token: Token) -> None:
+def set_session_cookie(runtime: Services, response: Response, token: Token) -> None:
     response.set_cookie(
         COOKIE_NAME,
         token.access_token,
@@ -168,13 +155,13 @@ async def close_session(
     runtime: RuntimeDep,
     request: Request,
     response: Response,
-    bearer: Annotated[str | None, Depends(bearer_scheme)],
+    _documented: Annotated[str | None, Depends(bearer_scheme)],
 ) -> None:
     """Revoke the session of the cookie or bearer token (its refresh tokens and sockets
     too) and clear the cookie. Answers 204 whatever the credentials."""
-    token = request_token(request, bearer)
-    if token:
-        await runtime.accounts.sessions.revoke(token, "access_token")
+    credential = find_credential(request)
+    if credential is not None:
+        await runtime.accounts.sessions.revoke(credential.value, "access_token")
     response.delete_cookie(
         COOKIE_NAME,
         path="/",
@@ -199,7 +186,7 @@ async def revoke_token(
     """Revoke the session an access or refresh token belongs to: every token of that
     login stops working and its sockets close with 1008 "token revoked"."""
     if not token:
-        raise OAuthErrorResponse(INVALID_REQUEST, "the form field `token` is required")
+        raise OAuthRequestError(INVALID_REQUEST, "the form field `token` is required")
     await runtime.accounts.sessions.revoke(token, token_type_hint)
     return Response(status_code=status.HTTP_200_OK, headers=NO_STORE)
 
@@ -251,16 +238,16 @@ async def read_session(
     request: Request,
     response: Response,
     runtime: RuntimeDep,
-    bearer: Annotated[str | None, Depends(bearer_scheme)],
+    _documented: Annotated[str | None, Depends(bearer_scheme)],
 ) -> SessionInfo:
     """Always 200, so a page can ask whether it is logged in without a failed request;
     `reason` says why not, in the words a socket's 1008 close would use."""
     response.headers["Cache-Control"] = "no-store"
-    token = request_token(request, bearer)
-    if not token:
+    credential = find_credential(request)
+    if credential is None:
         return SessionInfo(authenticated=False, reason="no token")
     try:
-        user, claims = await runtime.accounts.resolve(token)
+        user, claims = await runtime.accounts.resolve(credential.value)
     except TokenError as exc:
         return SessionInfo(authenticated=False, reason=exc.reason)
     return SessionInfo(

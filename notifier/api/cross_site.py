@@ -12,13 +12,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
-from starlette.requests import cookie_parser
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from notifier import closes
+from notifier.api.deps import Source, find_credential
 from notifier.api.oauth_errors import INVALID_REQUEST, NO_STORE
-from notifier.auth.deps import COOKIE_NAME
-from notifier.delivery import closes
 
 # The words a refused cookie socket gets in its 1008 close, so both say the same.
 ORIGIN_NOT_ALLOWED = closes.ORIGIN_NOT_ALLOWED.reason
@@ -66,17 +66,6 @@ def _refusal(scope: Scope) -> JSONResponse:
     return JSONResponse({"detail": ORIGIN_NOT_ALLOWED}, status_code=403)
 
 
-def _has_bearer(headers: Headers) -> bool:
-    scheme, _, value = headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and bool(value.strip())
-
-
-def _has_session_cookie(headers: Headers) -> bool:
-    # Starlette's own parser: the one `request.cookies` (and so the login check) uses.
-    raw = headers.get("cookie")
-    return bool(raw) and COOKIE_NAME in cookie_parser(raw)
-
-
 class CrossSiteRequestGuard:
     """Answer 403 to unsafe cookie requests (and logins) started by another origin's page.
 
@@ -98,12 +87,13 @@ class CrossSiteRequestGuard:
         await self.app(scope, receive, send)
 
     def _refused(self, scope: Scope, headers: Headers) -> bool:
-        if _has_bearer(headers):
+        credential = find_credential(HTTPConnection(scope))
+        if credential is not None and credential.source is Source.BEARER:
             return False
         logging_in = scope["method"] == "POST" and scope["path"] == (
             scope.get("root_path", "") + LOGIN_PATH
         )
-        if not logging_in and not _has_session_cookie(headers):
+        if not logging_in and credential is None:
             return False
         origin = headers.get("origin")
         if origin is None:

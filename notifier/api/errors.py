@@ -1,11 +1,11 @@
-"""HTTP errors shared by several routers, so each is written (and documented) once."""
+"""How routes document the errors they answer (`responses=`), so each is written once.
+
+The errors themselves, with their status, detail and headers, are `notifier.errors`."""
 
 from typing import Any
 
-from fastapi import HTTPException, status
 from fastapi.exceptions import RequestValidationError
 
-from notifier.auth.accounts import PasswordTooShort
 from notifier.schemas import ErrorBody
 
 Responses = dict[int | str, dict[str, Any]]
@@ -38,36 +38,6 @@ JSON_BODY_ERRORS: Responses = {
     **TOO_LARGE,
 }
 """What a route with a JSON body answers before its handler runs (besides 422)."""
-
-
-def throttled(retry_after: int) -> HTTPException:
-    return HTTPException(
-        status.HTTP_429_TOO_MANY_REQUESTS,
-        detail=f"too many failed logins; retry in {retry_after} seconds",
-        headers={"Retry-After": str(retry_after)},
-    )
-
-
-def unauthorized_login() -> HTTPException:
-    return HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        detail="incorrect username or password",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-
-
-def password_too_short(field: str, exc: PasswordTooShort) -> RequestValidationError:
-    """A 422 shaped like FastAPI's own field errors (without echoing the password)."""
-    return RequestValidationError(
-        [
-            {
-                "type": "string_too_short",
-                "loc": ("body", field),
-                "msg": str(exc),
-                "ctx": {"min_length": exc.min_length},
-            }
-        ]
-    )
 
 
 def too_many_items(field: str, limit: int) -> RequestValidationError:

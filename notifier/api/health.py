@@ -4,14 +4,13 @@ the database and the broker both work, so this worker can take traffic)."""
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from notifier.auth.deps import RuntimeDep
-from notifier.runtime import Runtime
+from notifier.api.deps import RuntimeDep, Services
 from notifier.schemas import HealthOut, ReadinessOut
 
 router = APIRouter(tags=["health"])
 
 
-async def _database_error(runtime: Runtime) -> str | None:
+async def _database_error(runtime: Services) -> str | None:
     try:
         await runtime.store.ping()
     except Exception as exc:

@@ -2,12 +2,13 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, Path, Query
 
+from notifier.api.deps import CurrentUser, RuntimeDep
 from notifier.api.errors import UNAUTHENTICATED
 from notifier.api.json_input import InputCheckedRoute
-from notifier.auth.deps import CurrentUser, RuntimeDep
 from notifier.delivery.frames import notification_out
+from notifier.errors import NotificationNotFoundError
 from notifier.schemas import MAX_ID, ErrorBody, Inbox, NotificationOut, ReadAllResult
 
 router = APIRouter(
@@ -54,5 +55,5 @@ async def mark_read(
     """
     notification = await runtime.notifications.mark_read(user.id, user.username, notification_id)
     if notification is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="notification not found")
+        raise NotificationNotFoundError
     return notification_out(notification)

@@ -3,11 +3,12 @@
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Depends, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from notifier.auth.deps import RuntimeDep
+from notifier.api.deps import RuntimeDep
+from notifier.errors import MetricsTokenRequiredError
 from notifier.schemas import ErrorBody
 
 router = APIRouter(tags=["operations"])
@@ -38,9 +39,5 @@ async def metrics(
         presented = credentials.credentials if credentials else ""
         valid = secrets.compare_digest(presented.encode(), expected.get_secret_value().encode())
         if not valid:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                detail="metrics token required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            raise MetricsTokenRequiredError
     return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

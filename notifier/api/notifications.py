@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request, Response, status
 from pydantic import BaseModel
 
+from notifier.api.deps import AdminUser, RuntimeDep
 from notifier.api.errors import ADMIN_ONLY, JSON_BODY_ERRORS, too_many_items
 from notifier.api.json_input import InputCheckedRoute
-from notifier.auth.deps import AdminUser, RuntimeDep
 from notifier.db.records import MessageContent, StoredSend
 from notifier.db.sending import IdempotentRequest, SendRequest, SendResult
 from notifier.delivery.frames import notification_out

@@ -8,49 +8,36 @@ other route's error.
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from fastapi import HTTPException, Request, Response, status
+from fastapi import Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from notifier.api.json_input import InputCheckedRoute
+from notifier.errors import NotifierError
 
 # RFC 6749 5.1: responses carrying tokens must not be cached (nor refusals of them).
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 INVALID_REQUEST = "invalid_request"
-INVALID_GRANT = "invalid_grant"
 UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
 
 
-class OAuthErrorResponse(Exception):
-    """A refusal by an OAuth2 endpoint, answered as RFC 6749 5.2 says: `error` (the code
-    clients branch on) and `error_description`, plus `detail` like every other route."""
-
-    def __init__(
-        self,
-        error: str,
-        description: str,
-        status_code: int = status.HTTP_400_BAD_REQUEST,
-        headers: Mapping[str, str] | None = None,
-        detail: object = None,
-    ) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status_code = status_code
-        self.headers = dict(headers or {})
-        self.detail = description if detail is None else detail
-
-    @classmethod
-    def of(cls, error: str, refusal: HTTPException) -> "OAuthErrorResponse":
-        """The OAuth2 form of a refusal the API words the same way elsewhere."""
-        return cls(error, str(refusal.detail), refusal.status_code, refusal.headers)
-
-
-def oauth_error_response(exc: OAuthErrorResponse) -> JSONResponse:
-    body = {"error": exc.error, "error_description": exc.description, "detail": exc.detail}
-    return JSONResponse(body, status_code=exc.status_code, headers={**NO_STORE, **exc.headers})
+def oauth_error_response(
+    error: str,
+    description: str,
+    status_code: int,
+    headers: Mapping[str, str] | None = None,
+    detail: object = None,
+) -> JSONResponse:
+    """RFC 6749 5.2: `error` (the code clients branch on) and `error_description`, plus
+    `detail` like every other route's error."""
+    body = {
+        "error": error,
+        "error_description": description,
+        "detail": description if detail is None else detail,
+    }
+    return JSONResponse(body, status_code=status_code, headers={**NO_STORE, **(headers or {})})
 
 
 def _describe(errors: Any) -> str:
@@ -63,8 +50,11 @@ def _describe(errors: Any) -> str:
 
 
 class OAuthRoute(InputCheckedRoute):
-    """A route whose malformed requests get the OAuth2 body (`invalid_request`, with
-    FastAPI's usual `detail` list), so OAuth2 client libraries raise their error for it.
+    """A route that answers in RFC 6749's shape: malformed requests (`invalid_request`,
+    with FastAPI's usual `detail` list) and every catalog error that has an `oauth_error`
+    code, with the status, detail and headers the catalog gives it. So OAuth2 client
+    libraries raise their error for each. Other errors (a 401 of `/ws-ticket`) keep the
+    app's usual body.
 
     Lone surrogates in a JSON body are refused the same way (`InputCheckedRoute`)."""
 
@@ -76,11 +66,17 @@ class OAuthRoute(InputCheckedRoute):
                 return await handle(request)
             except RequestValidationError as exc:
                 errors = exc.errors()
-                raise OAuthErrorResponse(
+                return oauth_error_response(
                     INVALID_REQUEST,
                     _describe(errors),
                     status.HTTP_422_UNPROCESSABLE_CONTENT,
                     detail=jsonable_encoder(errors),
-                ) from exc
+                )
+            except NotifierError as exc:
+                if exc.oauth_error is None:
+                    raise
+                return oauth_error_response(
+                    exc.oauth_error, exc.detail, exc.status_code, exc.headers
+                )
 
         return handle_oauth

@@ -21,12 +21,13 @@ from collections.abc import Awaitable, Callable
 import orjson
 from starlette.types import Message
 
+from notifier import closes
 from notifier.auth.accounts import Accounts
-from notifier.auth.tokens import TokenClaims, TokenError
+from notifier.auth.tokens import TokenClaims
+from notifier.closes import Close
 from notifier.db.store import StoredUser
-from notifier.delivery import closes
-from notifier.delivery.closes import Close
 from notifier.delivery.connection import Connection
+from notifier.errors import TokenError
 from notifier.schemas import MAX_SOCKET_TOKEN_LENGTH
 
 MAX_TOKEN_LENGTH = MAX_SOCKET_TOKEN_LENGTH
@@ -167,7 +168,7 @@ class SocketSession:
 
     # The client's messages
 
-    async def _on_message(self, message: dict[str, object]) -> Close | None:
+    async def _on_message(self, message: Message) -> Close | None:
         if not self._limiter.allow():
             return closes.TOO_MANY_MESSAGES
         text = message.get("text")

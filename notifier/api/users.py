@@ -3,21 +3,19 @@ changes their own password."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 
 from notifier.api.auth import set_session_cookie, token_body
+from notifier.api.deps import COOKIE_NAME, AdminUser, CurrentUser, RuntimeDep, client_address
 from notifier.api.errors import (
     ADMIN_ONLY,
     JSON_BODY_ERRORS,
     THROTTLED,
     UNAUTHENTICATED,
-    password_too_short,
-    throttled,
+    Responses,
 )
 from notifier.api.json_input import InputCheckedRoute
-from notifier.auth.accounts import InvalidCredentials, PasswordTooShort
-from notifier.auth.deps import COOKIE_NAME, AdminUser, CurrentUser, RuntimeDep, client_address
-from notifier.auth.throttle import LoginThrottled
+from notifier.errors import CannotDisableSelfError, UserNotFoundError
 from notifier.schemas import (
     USERNAME_PATTERN,
     ErrorBody,
@@ -33,11 +31,7 @@ from notifier.schemas import (
 router = APIRouter(prefix="/users", tags=["users"], route_class=InputCheckedRoute)
 
 UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
-UNKNOWN_USER = {404: {"model": ErrorBody, "description": "No such user"}}
-
-
-def _not_found() -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail="user not found")
+UNKNOWN_USER: Responses = {404: {"model": ErrorBody, "description": "No such user"}}
 
 
 @router.post(
@@ -52,10 +46,7 @@ def _not_found() -> HTTPException:
 )
 async def create_user(body: UserCreate, runtime: RuntimeDep, _admin: AdminUser) -> UserOut:
     """Create a user (admin only). A taken name answers 409, a short password 422."""
-    try:
-        user = await runtime.accounts.create_user(body.username, body.password, body.is_admin)
-    except PasswordTooShort as exc:
-        raise password_too_short("password", exc) from exc
+    user = await runtime.accounts.create_user(body.username, body.password, body.is_admin)
     return UserOut(username=user.username, is_admin=user.is_admin, created_at=user.created_at)
 
 
@@ -89,18 +80,9 @@ async def change_password(
 ) -> Token:
     """Change the caller's password. Every token of the caller is revoked (their sockets
     close with 1008 "token revoked"); the answer is a fresh token pair for this client."""
-    try:
-        pair = await runtime.accounts.change_password(
-            user, body.current_password, body.new_password, client_address(request)
-        )
-    except PasswordTooShort as exc:
-        raise password_too_short("new_password", exc) from exc
-    except LoginThrottled as exc:
-        raise throttled(exc.retry_after) from exc
-    except InvalidCredentials as exc:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, detail="current password is incorrect"
-        ) from exc
+    pair = await runtime.accounts.change_password(
+        user, body.current_password, body.new_password, client_address(request.scope)
+    )
     token = token_body(pair, response)
     if COOKIE_NAME in request.cookies:
         set_session_cookie(runtime, response, token)
@@ -126,10 +108,10 @@ async def update_user(
     """Disable or re-enable a user (admin only). Disabling ends every session: no login,
     no refresh, every token refused, every socket closed with 1008 "user disabled"."""
     if body.disabled and username == admin.username:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="you cannot disable yourself")
+        raise CannotDisableSelfError
     flags = await runtime.accounts.set_disabled(username, body.disabled)
     if flags is None:
-        raise _not_found()
+        raise UserNotFoundError
     return UserOut(
         username=flags.username,
         is_admin=flags.is_admin,
@@ -150,5 +132,5 @@ async def revoke_user_tokens(
     "token revoked". They can log in again."""
     revoked = await runtime.accounts.sessions.revoke_all(username, "revoked by admin")
     if revoked is None:
-        raise _not_found()
+        raise UserNotFoundError
     return RevokedSessions(revoked_sessions=revoked)

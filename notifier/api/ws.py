@@ -17,18 +17,17 @@ import time
 from fastapi import WebSocket
 from starlette.types import Message, Receive, Scope, Send
 
+from notifier import closes
 from notifier.api.cross_site import origin_allowed
+from notifier.api.deps import Services, Source, client_address, find_credential
 from notifier.api.socket_session import MessageRateLimiter, SocketSession
-from notifier.auth.deps import COOKIE_NAME
-from notifier.auth.tokens import TokenClaims, TokenError
+from notifier.auth.tokens import TokenClaims
+from notifier.closes import Close
 from notifier.db.store import StoredUser
-from notifier.delivery import closes
-from notifier.delivery.closes import Close
 from notifier.delivery.connection import Connection, SocketGone
 from notifier.delivery.service import Admission
+from notifier.errors import TokenError
 from notifier.logs import log_event
-from notifier.middleware import client_address
-from notifier.runtime import Runtime
 from notifier.ws_protocol import MESSAGE_LIMITER, WRITE_TEXT
 
 PATH = "/ws"
@@ -82,33 +81,26 @@ def _origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
     return origin_allowed(origin, websocket.headers.get("host", ""), allowed)
 
 
-def _bearer(websocket: WebSocket) -> str | None:
-    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
-
-
 async def _authenticate(
-    websocket: WebSocket, runtime: Runtime
+    websocket: WebSocket, runtime: Services
 ) -> tuple[StoredUser, TokenClaims] | Close:
+    settings = runtime.settings
     params = websocket.query_params
-    if "ticket" in params:
-        try:
-            return await runtime.accounts.tickets.redeem(
-                params["ticket"], websocket.headers.get("origin")
-            )
-        except TokenError as exc:
-            return closes.rejected(exc.reason)
-    if "token" in params and not runtime.settings.ws_allow_query_token:
+    # A ticket wins over a query token (as `find_credential` looks), even a refused one.
+    if "token" in params and "ticket" not in params and not settings.ws_allow_query_token:
         return closes.QUERY_TOKEN_NOT_ALLOWED
-    token = params.get("token") or _bearer(websocket)
-    if not token:
-        token = websocket.cookies.get(COOKIE_NAME)
-        if token and not _origin_allowed(websocket, runtime.settings.allowed_origins):
-            return closes.ORIGIN_NOT_ALLOWED
-    if not token:
+    credential = find_credential(websocket, in_query=True)
+    if credential is None:
         return closes.NO_TOKEN
     try:
-        return await runtime.accounts.resolve(token)
+        if credential.source is Source.TICKET:
+            origin = websocket.headers.get("origin")
+            return await runtime.accounts.tickets.redeem(credential.value, origin)
+        if credential.source is Source.COOKIE and not _origin_allowed(
+            websocket, settings.allowed_origins
+        ):
+            return closes.ORIGIN_NOT_ALLOWED
+        return await runtime.accounts.resolve(credential.value)
     except TokenError as exc:
         return closes.rejected(exc.reason)
 
@@ -122,7 +114,7 @@ def _parse_since(websocket: WebSocket) -> int | Close | None:
     return int(raw)
 
 
-async def serve_socket(scope: Scope, receive: Receive, send: Send, runtime: Runtime) -> None:
+async def serve_socket(scope: Scope, receive: Receive, send: Send, runtime: Services) -> None:
     """Serve one `/ws` socket to its end, then log how it ended."""
     socket = Socket(receive, send)
     try:
@@ -134,7 +126,7 @@ async def serve_socket(scope: Scope, receive: Receive, send: Send, runtime: Runt
 
 
 def _log_end(scope: Scope, socket: Socket) -> None:
-    client = client_address(scope)
+    client = client_address(scope, with_port=True)
     if socket.username is None and socket.code == 1008:
         log_event("socket.rejected", reason=socket.reason, client=client)
         return
@@ -153,7 +145,7 @@ Opened = tuple[Connection, SocketSession, int, int | None]
 """An attached socket: its connection and session, its user's id and its `since`."""
 
 
-async def _open(websocket: WebSocket, socket: Socket, runtime: Runtime) -> Opened | None:
+async def _open(websocket: WebSocket, socket: Socket, runtime: Services) -> Opened | None:
     """Authenticate, accept and attach; None if the socket was refused (and closed)."""
     auth = await _authenticate(websocket, runtime)
     since = _parse_since(websocket)
@@ -206,16 +198,17 @@ async def _open(websocket: WebSocket, socket: Socket, runtime: Runtime) -> Opene
         await socket.close(*closes.shutdown(settings.shutdown_reconnect_spread_ms))
         return None
     socket.username = user.username
-    log_event("socket.opened", user=user.username, since=since, client=client_address(scope))
+    client = client_address(scope, with_port=True)
+    log_event("socket.opened", user=user.username, since=since, client=client)
     return connection, session, user.id, since
 
 
-async def _reject(socket: Socket, runtime: Runtime, close: Close) -> None:
+async def _reject(socket: Socket, runtime: Services, close: Close) -> None:
     runtime.metrics.sockets_rejected.labels(close.reason).inc()
     await socket.close(*close)
 
 
-async def _serve(runtime: Runtime, opened: Opened) -> None:
+async def _serve(runtime: Services, opened: Opened) -> None:
     connection, session, user_id, since = opened
     service = runtime.notifications
     try:

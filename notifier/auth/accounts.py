@@ -8,30 +8,23 @@ codec, sessions, login throttling and socket tickets.
 import logging
 import time
 
+from notifier import closes
 from notifier.auth.passwords import PasswordHasher
 from notifier.auth.sessions import Sessions, TokenPair
 from notifier.auth.throttle import LoginThrottle
 from notifier.auth.tickets import WsTickets
-from notifier.auth.tokens import TokenClaims, TokenCodec, TokenError
+from notifier.auth.tokens import TokenClaims, TokenCodec
 from notifier.db.auth_store import AccountFlags, AuthStore, Credentials
 from notifier.db.store import Store, StoredUser
-from notifier.delivery import closes
+from notifier.errors import (
+    AccountDisabledError,
+    InvalidCredentialsError,
+    PasswordTooShortError,
+    TokenError,
+    WrongCurrentPasswordError,
+)
 
 logger = logging.getLogger(__name__)
-
-
-class InvalidCredentials(Exception):
-    """Wrong username or password (deliberately not saying which)."""
-
-
-class AccountDisabled(Exception):
-    """The password was right, but an admin disabled the account."""
-
-
-class PasswordTooShort(ValueError):
-    def __init__(self, min_length: int) -> None:
-        super().__init__(f"password must be at least {min_length} characters")
-        self.min_length = min_length
 
 
 class Accounts:
@@ -57,12 +50,13 @@ class Accounts:
 
     # Users
 
-    def check_password_policy(self, password: str) -> None:
+    def check_password_policy(self, password: str, field: str = "password") -> None:
+        """Raises `PasswordTooShortError` naming `field`, the input that held `password`."""
         if len(password) < self.password_min_length:
-            raise PasswordTooShort(self.password_min_length)
+            raise PasswordTooShortError(self.password_min_length, field)
 
     async def create_user(self, username: str, password: str, is_admin: bool) -> StoredUser:
-        """Raises `UsernameTakenError` when the name exists, `PasswordTooShort`."""
+        """Raises `UsernameTakenError` when the name exists, `PasswordTooShortError`."""
         self.check_password_policy(password)
         return await self._store.create_user(
             username, await self._passwords.hash(password), is_admin
@@ -87,16 +81,16 @@ class Accounts:
     async def login(self, username: str, password: str, address: str | None) -> TokenPair:
         """Check a password login and open a session.
 
-        Raises `LoginThrottled`, `InvalidCredentials` or `AccountDisabled`.
+        Raises `LoginThrottledError`, `InvalidCredentialsError` or `AccountDisabledError`.
         """
         async with self.throttle.attempt(username, address) as attempt:
             found = await self._check_password(username, password)
             if found is None:
                 await self.throttle.failed(attempt)
-                raise InvalidCredentials
+                raise InvalidCredentialsError
             await self.throttle.succeeded(attempt)
         if found.disabled:
-            raise AccountDisabled
+            raise AccountDisabledError
         return await self.sessions.open(found.user)
 
     async def authenticate(self, username: str, password: str) -> StoredUser | None:
@@ -125,14 +119,14 @@ class Accounts:
     ) -> TokenPair:
         """Replace the caller's password, revoke all their tokens, and open a new session.
 
-        Raises `LoginThrottled`, `InvalidCredentials` (wrong current password, counted like
-        a failed login) or `PasswordTooShort`.
+        Raises `LoginThrottledError`, `WrongCurrentPasswordError` (counted like a failed
+        login) or `PasswordTooShortError` (naming `new_password`).
         """
-        self.check_password_policy(new)
+        self.check_password_policy(new, "new_password")
         async with self.throttle.attempt(user.username, address) as attempt:
             if await self.authenticate(user.username, current) is None:
                 await self.throttle.failed(attempt)
-                raise InvalidCredentials
+                raise WrongCurrentPasswordError
             await self.throttle.succeeded(attempt)
         new_hash = await self._passwords.hash(new)
         await self._auth_store.change_password(user.id, new_hash, int(time.time()))

@@ -19,12 +19,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk
 
+from notifier.errors import KeyConfigError
+
 # The members RFC 7638 hashes for each key type, in the order it requires.
 _THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y")}
-
-
-class KeyConfigError(ValueError):
-    """A key file is missing, unreadable, or does not fit the configured algorithm."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,8 @@ class PasswordHasher:
 
     def _safe_verify_and_update(self, password: str, password_hash: str) -> tuple[bool, str | None]:
         try:
-            return self._context.verify_and_update(password, password_hash)
+            matches, new_hash = self._context.verify_and_update(password, password_hash)
+            return bool(matches), new_hash
         except ValueError:
             # A hash in a scheme no longer configured cannot be checked: no login.
             return False, None

@@ -15,26 +15,19 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from notifier import closes
 from notifier.auth.credentials import digest, new_secret
-from notifier.auth.tokens import IssuedToken, TokenCodec, TokenError
+from notifier.auth.tokens import IssuedToken, TokenCodec
+from notifier.closes import Close
 from notifier.db.auth_store import AuthStore, Rotation
 from notifier.db.store import StoredUser
-from notifier.delivery import closes
-from notifier.delivery.closes import Close
+from notifier.errors import InvalidGrantError, TokenError
 
 CloseSockets = Callable[[str, Close, Sequence[str] | None], Awaitable[None]]
 """`close_sockets(username, close, session_ids)`: close that user's sockets on every
 worker, only those of the given sessions unless `session_ids` is None."""
 
 logger = logging.getLogger(__name__)
-
-
-class InvalidGrant(Exception):
-    """A refresh token that cannot be exchanged; `reason` is safe to show."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 _ROTATION_ERRORS = {
@@ -85,9 +78,9 @@ class Sessions:
         return TokenPair(access, refresh_token, session_id)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
-        """Exchange a refresh token for a new pair; raises `InvalidGrant`."""
+        """Exchange a refresh token for a new pair; raises `InvalidGrantError`."""
         if not refresh_token or len(refresh_token) > 256:
-            raise InvalidGrant(_ROTATION_ERRORS[Rotation.UNKNOWN])
+            raise InvalidGrantError(_ROTATION_ERRORS[Rotation.UNKNOWN])
         successor = new_secret()
         now = int(time.time())
         refresh_expires_at = now + self._refresh_ttl
@@ -103,7 +96,7 @@ class Sessions:
             if result.outcome is Rotation.REUSED and result.user and result.session_id:
                 logger.warning("refresh token reused for %s: session revoked", result.user.username)
                 await self._close(result.user.username, closes.TOKEN_REVOKED, [result.session_id])
-            raise InvalidGrant(_ROTATION_ERRORS[result.outcome])
+            raise InvalidGrantError(_ROTATION_ERRORS[result.outcome])
         assert result.user is not None and result.session_id is not None
         if result.outcome is Rotation.REISSUED:
             logger.info("refresh token of %s reused within the grace", result.user.username)

@@ -21,12 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from notifier.db.auth_store import AuthStore
-
-
-class LoginThrottled(Exception):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"retry after {retry_after} s")
-        self.retry_after = max(1, retry_after)
+from notifier.errors import LoginThrottledError
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +52,7 @@ class LoginThrottle:
 
     @asynccontextmanager
     async def attempt(self, username: str, address: str | None) -> AsyncIterator[LoginAttempt]:
-        """Hold the username's turn for one password check; raises `LoginThrottled` while
+        """Hold the username's turn for one password check; raises `LoginThrottledError` while
         the username or the address is locked."""
         username_key = f"user:{username}" if self._policy.max_failures_per_user else None
         address_key = (
@@ -79,7 +74,7 @@ class LoginThrottle:
                     now = int(time.time())
                     locked_until = await self._store.locked_until(limits)
                     if locked_until > now:
-                        raise LoginThrottled(locked_until - now)
+                        raise LoginThrottledError(locked_until - now)
                 yield LoginAttempt(username_key, address_key, limits)
         finally:
             self._queued[username] -= 1

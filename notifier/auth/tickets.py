@@ -8,9 +8,10 @@ its SHA-256 is stored, in the database, so any worker can redeem it, once.
 import time
 
 from notifier.auth.credentials import digest, new_secret
-from notifier.auth.tokens import TokenClaims, TokenError
+from notifier.auth.tokens import TokenClaims
 from notifier.db.auth_store import AuthStore
 from notifier.db.store import StoredUser
+from notifier.errors import TokenError
 
 
 class WsTickets:

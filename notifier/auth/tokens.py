@@ -13,16 +13,9 @@ from dataclasses import dataclass
 from jose import ExpiredSignatureError, JWTError, jwt
 
 from notifier.auth.keys import KeySet, VerificationKey
+from notifier.errors import TokenError
 
 ADMIN_SCOPE = "admin"
-
-
-class TokenError(Exception):
-    """The token cannot be used; `reason` is safe to show to the client."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

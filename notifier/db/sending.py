@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from notifier.db.dialect import dialect_of
 from notifier.db.models import IdempotencyKey, Message, Notification, User, utcnow
 from notifier.db.records import MessageContent, StoredNotification, StoredSend
+from notifier.errors import IdempotencyKeyReusedError, UnknownUsersError
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
@@ -38,18 +39,6 @@ class LockedUser:
     username: str
     head: int
     unread_count: int
-
-
-class UnknownUsersError(Exception):
-    """Some recipients do not exist; nothing was stored or sent."""
-
-    def __init__(self, usernames: Sequence[str]) -> None:
-        super().__init__(", ".join(usernames))
-        self.usernames = list(usernames)
-
-
-class IdempotencyKeyReusedError(Exception):
-    """The sender used this idempotency key for a different request within its window."""
 
 
 @dataclass(frozen=True, slots=True)

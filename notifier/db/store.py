@@ -17,6 +17,7 @@ from notifier.db.models import Message, Notification, User, utcnow
 from notifier.db.records import MessageContent, ReadResult, StoredNotification, StoredUser
 from notifier.db.sending import SendOutcome, SendRequest, lock_users_by_id, store_sends
 from notifier.db.units import UnitRunner
+from notifier.errors import UsernameTakenError
 
 # Hot-path statements, built once (their compiled form is cached by SQLAlchemy).
 _HEAD = select(User.last_notification_id).where(User.id == bindparam("user_id"))
@@ -43,10 +44,6 @@ _SINCE = (
     .order_by(Notification.id)
     .limit(bindparam("limit"))
 )
-
-
-class UsernameTakenError(Exception):
-    """A user with that name already exists."""
 
 
 _USER_COLUMNS = (User.id, User.username, User.password_hash, User.is_admin, User.created_at)

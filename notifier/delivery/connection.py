@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from notifier.delivery.closes import INTERNAL_ERROR, QUEUE_OVERFLOW, Close
+from notifier.closes import INTERNAL_ERROR, QUEUE_OVERFLOW, Close
 from notifier.metrics import Metrics
 
 SendText = Callable[[str], Awaitable[None]]

@@ -9,7 +9,7 @@ import asyncio
 import time
 from collections.abc import Callable, Collection
 
-from notifier.delivery.closes import Close
+from notifier.closes import Close
 from notifier.delivery.connection import Connection
 from notifier.delivery.frames import (
     CloseRequest,

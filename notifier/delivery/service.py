@@ -15,11 +15,11 @@ import logging
 import time
 from collections.abc import Collection
 
+from notifier.closes import Close
 from notifier.db.records import StoredNotification
 from notifier.db.sending import SendRequest, SendResult, StreamEntry
 from notifier.db.store import Store
 from notifier.delivery.broker import Addressed, Broker
-from notifier.delivery.closes import Close
 from notifier.delivery.connection import Connection, ReplayPage
 from notifier.delivery.frames import (
     CloseRequest,

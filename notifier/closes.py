@@ -1,5 +1,8 @@
 """The close codes and reasons a client sees, in one place so docs and code agree.
 
+Part of the wire protocol: `api`, `auth` and `delivery` all speak it, so it sits at the
+top of the package beside them and imports nothing of Notifier's.
+
 - 1008 (policy violation): the credentials are not acceptable. The reason says which:
   "no token", "invalid token", "token expired", "unknown user", "origin not allowed",
   "invalid since". Log in again (or renew the token) before reconnecting.
