@@ -107,6 +107,33 @@ def test_table_divides_notifier_by_baseline_and_checks_the_target():
     assert "| S3 | deliveries/s (broadcasts back to back) | 50,000 | 20,000 | 2.50x |" in markdown
 
 
+def test_postgres_rows_show_the_ratio_to_sqlite_and_connections_opened():
+    label = report.POSTGRES_LABEL
+    results = {
+        "S3": {
+            "notifier": {"back_to_back": {"deliveries_per_s": 40000.0}},
+            label: {
+                "back_to_back": {"deliveries_per_s": 30000.0},
+                "vs_sqlite": 0.75,
+                "database": {"sessions": 2 * report.POOL_SIZE + 1, "backends_cpu_s": 1.5},
+            },
+            "baseline": {"back_to_back": {"deliveries_per_s": 20000.0}},
+        }
+    }
+    lines = report.table(report.postgres_rows("S3", "deliveries/s"), results)
+    # Only the PostgreSQL run has these rows, judged on their own value, not on a ratio.
+    assert [line["metric"] for line in lines] == [
+        f"deliveries/s: PostgreSQL + Redis / SQLite, same run [{label}]",
+        f"database connections opened during the run [{label}]",
+        f"database backends' CPU during the run (s) [{label}]",
+    ]
+    assert [(line["notifier"], line["ratio"], line["met"]) for line in lines] == [
+        (0.75, None, False),
+        (2 * report.POOL_SIZE + 1, None, False),
+        (1.5, None, None),
+    ]
+
+
 def test_profile_summary_counts_own_and_total_samples(tmp_path):
     stacks = tmp_path / "stacks.txt"
     stacks.write_text(
