@@ -12,20 +12,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from notifier.db.sending import (
-    SendOutcome,
-    SendRequest,
-    SendResult,
-    StreamEntry,
-    UnknownUsersError,
-)
+from notifier.db.records import MessageContent
+from notifier.db.sending import SendOutcome, SendRequest, SendResult, StreamEntry
 from notifier.delivery.broker import Addressed
 from notifier.delivery.frames import Publication
 from notifier.delivery.hub import Hub
 from notifier.delivery.presence import LocalPresence, Presence
 from notifier.delivery.service import NotificationService
+from notifier.errors import UnknownUsersError
 from notifier.metrics import Metrics
-from notifier.schemas import NotificationContent
 
 pytestmark = pytest.mark.unit
 
@@ -71,7 +66,7 @@ class FakeStore:
                 )
             )
             self.heads[name] = self._next_id
-        return SendResult(entries, 201, "", replayed=False)
+        return SendResult(entries, None, replayed=False)
 
 
 class FakeBroker:
@@ -101,10 +96,8 @@ class FakeBroker:
 def request(title: str, *usernames: str, everyone: bool = False) -> SendRequest:
     return SendRequest(
         usernames=None if everyone else list(usernames),
-        content=NotificationContent(title=title),
+        content=MessageContent(title=title, body="", data={}),
         sender_id=1,
-        idempotency=None,
-        render=lambda stored: "",
     )
 
 

@@ -12,10 +12,10 @@ import orjson
 import pytest
 from connection_fakes import FakeSocket, make_connection, settle
 
+from notifier import closes
 from notifier.api.socket_session import MessageRateLimiter, SocketSession
 from notifier.auth.tokens import TokenClaims, TokenError
 from notifier.db.store import StoredUser
-from notifier import closes
 
 pytestmark = pytest.mark.unit
 
