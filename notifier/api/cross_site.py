@@ -56,7 +56,8 @@ OAUTH_PATHS = frozenset({"/token", LOGIN_PATH, "/token/revoke"})
 
 
 def _refusal(scope: Scope) -> JSONResponse:
-    if scope["path"].removeprefix(scope.get("root_path", "")) in OAUTH_PATHS:
+    path = scope["path"].removeprefix(scope.get("root_path", ""))
+    if scope["method"] == "POST" and path in OAUTH_PATHS:
         body = {
             "error": INVALID_REQUEST,
             "error_description": ORIGIN_NOT_ALLOWED,
