@@ -11,6 +11,8 @@ from notifier.delivery.hub import Hub
 from notifier.delivery.redis_broker import decode, encode
 from notifier.metrics import Metrics
 
+pytestmark = pytest.mark.unit
+
 
 class FakeSocket:
     def __init__(self, block: bool = False) -> None:

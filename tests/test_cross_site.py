@@ -18,6 +18,8 @@ from test_page import CHROMIUM, LAUNCH_ARGS
 
 from notifier.api.cross_site import origin_allowed, referer_origin
 
+pytestmark = pytest.mark.integration
+
 ALLOWED = "http://allowed.example:8080"
 REFUSED = {"detail": "origin not allowed"}
 

@@ -9,6 +9,8 @@ from clients import bearer, inbox
 from conftest import USER_PASSWORD, make_token, unique_name
 from sessions import login_pair
 
+pytestmark = pytest.mark.integration
+
 HARDENED = {
     "NOTIFIER_PASSWORD_MIN_LENGTH": "12",
     "NOTIFIER_COOKIE_SECURE": "true",

@@ -15,6 +15,8 @@ from clients import connect, recv_notification
 from conftest import unique_name
 from sessions import closed_with, user_with_pair
 
+pytestmark = pytest.mark.integration
+
 LIMITS = {
     "NOTIFIER_WS_MAX_MESSAGE_SIZE": "4096",
     "NOTIFIER_WS_MAX_SOCKETS_PER_USER": "3",

@@ -13,6 +13,8 @@ from clients import bearer
 from conftest import USER_PASSWORD, unique_name
 from sessions import login_pair
 
+pytestmark = pytest.mark.integration
+
 LIMITS = {
     "NOTIFIER_LOGIN_MAX_FAILURES_PER_USER": "3",
     "NOTIFIER_LOGIN_MAX_FAILURES_PER_ADDRESS": "6",

@@ -18,6 +18,8 @@ from oauthlib.oauth2 import InvalidGrantError, LegacyApplicationClient
 from requests_oauthlib import OAuth2Session
 from sessions import status_with
 
+pytestmark = pytest.mark.integration
+
 MAX_FAILURES = 2
 GRACE = 1
 REUSED = "refresh token reused; the session is revoked"

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import USER_PASSWORD, Api, ServerProcess
 
+pytestmark = pytest.mark.integration
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 MARKER = "<!-- python-client-example -->"
 ACCESS_TOKEN_TTL = 63

@@ -8,12 +8,15 @@ import base64
 import os
 from typing import Any
 
+import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from notifier.ws_protocol import WRITE_TEXT, NotifierWebSocketProtocol, ReceiveQueue, Writable
+
+pytestmark = pytest.mark.unit
 
 
 class FakeTransport(asyncio.Transport):
