@@ -49,7 +49,11 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("schemas", 3, ("notifier.schemas",)),
     ("db", 4, ("notifier.db",)),
     # The shared words of the wire: close codes and reasons, the error catalog.
-    ("protocol", 5, ("notifier.protocol", "notifier.closes", "notifier.errors")),
+    (
+        "protocol",
+        5,
+        ("notifier.protocol", "notifier.closes", "notifier.errors", "notifier.scope_extensions"),
+    ),
     ("base", 6, ("notifier.settings", "notifier.logs", "notifier.metrics", "notifier")),
 ]
 

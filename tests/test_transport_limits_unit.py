@@ -15,8 +15,9 @@ from uvicorn.server import ServerState
 from websockets.frames import Close, Frame, Opcode
 
 from notifier.http_protocol import HeadLimitedHttpToolsProtocol
+from notifier.scope_extensions import MESSAGE_LIMITER
 from notifier.transport_limits import TRANSPORT_LIMITS, TransportLimits
-from notifier.ws_protocol import MESSAGE_LIMITER, NotifierWebSocketProtocol
+from notifier.ws_protocol import NotifierWebSocketProtocol
 
 pytestmark = pytest.mark.unit
 

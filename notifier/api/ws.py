@@ -29,7 +29,7 @@ from notifier.delivery.service import Admission
 from notifier.logs import log_event
 from notifier.middleware import client_address
 from notifier.runtime import Runtime
-from notifier.ws_protocol import MESSAGE_LIMITER, WRITE_TEXT
+from notifier.scope_extensions import MESSAGE_LIMITER, WRITE_TEXT
 
 PATH = "/ws"
 
