@@ -420,6 +420,27 @@ async def _api_for(proc: ServerProcess) -> AsyncIterator[Api]:
         yield Api(proc, client)
 
 
+@pytest.fixture(scope="module")
+def module_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One server for a test module, started with the module's `SERVER_SETTINGS`
+    (a dict of `NOTIFIER_*` variables), on SQLite and the in-process broker."""
+    settings: dict[str, str] = request.module.SERVER_SETTINGS
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    proc = ServerProcess(tmp_path_factory.mktemp(name), env_overrides=dict(settings))
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+async def module_api(module_server: ServerProcess) -> AsyncIterator[Api]:
+    """An `Api` client of the module's `module_server`."""
+    async for value in _api_for(module_server):
+        yield value
+
+
 @pytest.fixture
 async def api(server: ServerProcess) -> AsyncIterator[Api]:
     async for value in _api_for(server):
