@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test browser pgbouncer promtool screenshot lint format clean bench bench-quick
+.PHONY: run test test-fast typecheck browser pgbouncer promtool screenshot lint format clean bench bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,19 @@ run: $(STAMP)
 	$(BIN)/notifier init-env
 	$(BIN)/notifier serve
 
-## Install everything and run the whole test suite.
+## Install everything and run the whole test suite (ruff and mypy --strict first).
 test: $(STAMP) browser pgbouncer promtool
 	$(BIN)/ruff check notifier tests migrations bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+## The unit tests only (no server, subprocess or service): seconds, for the edit-test loop.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m unit -q
+
+## mypy --strict on notifier/ (config: [tool.mypy] in pyproject.toml).
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 ## Debian's Chromium for the browser tests (apt-get; never a downloaded browser build).
 ## Off CI a failed install only makes those tests skip; on CI (CI=true) it stops the run.
@@ -60,6 +69,7 @@ screenshot: $(STAMP) browser
 lint: $(STAMP)
 	$(BIN)/ruff check notifier tests migrations bench
 	$(BIN)/ruff format --check notifier tests migrations bench
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format notifier tests migrations bench

@@ -71,7 +71,7 @@ class NotifierApp(FastAPI):
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()  # type: ignore[call-arg]  # read from env / .env
+    settings = settings or Settings()  # read from env / .env
     runtime = Runtime.build(settings)
 
     @asynccontextmanager

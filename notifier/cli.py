@@ -23,7 +23,7 @@ app = typer.Typer(help="Notifier: authenticated live notifications.", no_args_is
 
 def _settings() -> Settings:
     try:
-        return Settings()  # type: ignore[call-arg]
+        return Settings()
     except ValidationError as exc:
         fields = [".".join(map(str, e["loc"])) for e in exc.errors() if e["loc"]]
         problems = [e["msg"].removeprefix("Value error, ") for e in exc.errors() if not e["loc"]]

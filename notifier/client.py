@@ -200,7 +200,7 @@ def retry_delay(code: int | None, reason: str, attempt: int) -> float:
         return int(match.group(1)) / 1000
     if code == 1012 and attempt == 0:
         return random.uniform(1.0, 5.0)  # a restarting server that named no delay
-    step = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
+    step = min(BACKOFF_CAP, BACKOFF_BASE * 2.0**attempt)
     return step / 2 + random.uniform(0, step / 2)  # exponential backoff, "equal jitter"
 
 

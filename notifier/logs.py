@@ -111,8 +111,10 @@ class JsonFormatter(logging.Formatter):
             entry.update(_access_fields(record.args))
         else:
             entry["message"] = redact(record.getMessage())
-        if record.exc_info or record.exc_text:
-            entry["exception"] = redact(record.exc_text or self.formatException(record.exc_info))
+        if record.exc_text:
+            entry["exception"] = redact(record.exc_text)
+        elif record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()
 
 

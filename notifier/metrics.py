@@ -16,7 +16,7 @@ import contextlib
 import glob
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from prometheus_client import (
@@ -143,7 +143,7 @@ class WorkersCollector(Collector):
         # One family per name, with a sample per worker (a name may be described once).
         families: dict[str, Metric] = {}
         for pid in pids:
-            process = ProcessCollector(pid=lambda pid=pid: pid, registry=None)
+            process = ProcessCollector(pid=_constant(pid), registry=None)
             for metric in _with_pid(process, pid):
                 family = families.setdefault(metric.name, metric)
                 if family is not metric:
@@ -164,6 +164,11 @@ class WorkersCollector(Collector):
             else:
                 mark_process_dead(pid, str(self._directory))
         return sorted(pids)
+
+
+def _constant(pid: int) -> Callable[[], int]:
+    """`ProcessCollector` asks for a function that names the process."""
+    return lambda: pid
 
 
 def process_running(pid: int) -> bool:

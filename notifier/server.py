@@ -79,6 +79,8 @@ def _run(settings: Settings, app: FastAPI | str, host: str, port: int, workers: 
         ws_ping_timeout=settings.ws_ping_timeout,
         ws_per_message_deflate=settings.ws_per_message_deflate,
         ws_max_size=settings.ws_max_message_size,
-        timeout_graceful_shutdown=settings.shutdown_timeout,
+        # uvicorn annotates an int but hands it to asyncio.wait_for, which takes seconds
+        # as a float: the setting keeps its fractions.
+        timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]
         forwarded_allow_ips=settings.forwarded_allow_ips,
     )

@@ -30,12 +30,22 @@ without limit):
   graceful close would wait forever to flush to a client that reads nothing).
 
 No task or timer per idle socket: the only timer is armed while output is blocked.
+
+What it relies on in uvicorn 0.54 beyond the public `WebSocketsSansIOProtocol` class
+(`tests/test_ws_protocol_unit.py::test_the_uvicorn_internals_we_rely_on_are_there`
+fails when an upgrade changes them): the attributes `conn`, `queue`, `writable`,
+`request`, `response`, `scope`, `transport`, `loop`, `close_sent`, `close_timer`,
+`read_paused`, `handshake_complete`, `initial_response`, `disconnected`; the methods
+`handle_connect`, `handle_ping`, `send`, `receive`, `pause_writing`, `resume_writing`,
+`connection_lost`; and that uvicorn reads `request`/`response` only during the handshake
+and uses only `put_nowait`/`empty`/`get` of its queue and `set`/`clear`/`is_set`/`wait`
+of its `writable` event (`receive` is overridden, so `get` is never called).
 """
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
-from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent, WWWScope
 from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
@@ -47,13 +57,8 @@ from websockets.server import ServerProtocol
 
 from notifier import closes
 from notifier.api.socket_session import MessageRateLimiter
+from notifier.scope_extensions import MESSAGE_LIMITER, WRITE_TEXT
 from notifier.transport_limits import TRANSPORT_LIMITS, TransportLimits
-
-WRITE_TEXT = "notifier.write_text"
-"""The scope extension: `write_text(text) -> bool`, True when the frame was written."""
-
-MESSAGE_LIMITER = "notifier.message_limiter"
-"""The scope extension: the socket's `MessageRateLimiter`, shared by pings and messages."""
 
 
 class RateLimitedServerProtocol(ServerProtocol):
@@ -140,6 +145,8 @@ class Writable:
 class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's protocol with a synchronous text write and less state per socket."""
 
+    conn: RateLimitedServerProtocol
+
     def __init__(
         self,
         config: Config,
@@ -148,8 +155,11 @@ class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.queue = ReceiveQueue()  # type: ignore[assignment]
-        self.writable = Writable()  # type: ignore[assignment]
+        self.receive_queue = ReceiveQueue()
+        self.writable_flag = Writable()
+        # uvicorn annotates these with the asyncio classes; the stand-ins have every method
+        # it calls on them (see the module docstring), so they replace its objects untyped.
+        vars(self).update(queue=self.receive_queue, writable=self.writable_flag)
         limits = TransportLimits.of(app_state)
         self.close_timeout = limits.ws_close_timeout
         self.open_blocked_timeout = limits.ws_stuck_timeout + limits.ws_close_timeout
@@ -174,8 +184,8 @@ class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
         if not self.close_sent:
             scope = self.scope
             # The app's task is created but has not run yet: it sees the extensions.
-            scope["extensions"][WRITE_TEXT] = self.write_text  # type: ignore[index]
-            scope["extensions"][MESSAGE_LIMITER] = self.limiter  # type: ignore[index]
+            set_extension(scope, WRITE_TEXT, self.write_text)
+            set_extension(scope, MESSAGE_LIMITER, self.limiter)
             # The limits reached us; an idle socket need not keep a copy in its scope.
             scope["state"] = {k: v for k, v in scope["state"].items() if k != TRANSPORT_LIMITS}
 
@@ -209,7 +219,7 @@ class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
     # Pings over the rate
 
     def handle_ping(self) -> None:
-        if self.conn.flooding:  # type: ignore[attr-defined]
+        if self.conn.flooding:
             self.close_flooding()
             return
         output = self.conn.data_to_send()
@@ -238,7 +248,7 @@ class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
     def write_text(self, text: str) -> bool:
         """Write one text frame now; False if it must wait (the caller then awaits `send`)."""
         if (
-            not self.writable.flag  # type: ignore[attr-defined]
+            not self.writable_flag.flag
             or self.close_sent
             or self.disconnected
             or not self.handshake_complete
@@ -271,12 +281,11 @@ class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
             # Only the handshake read these; uvicorn would keep them as long as the socket.
             # websockets' parser generator still holds the request: empty its headers.
             self.request.headers.clear()
-            self.request = None  # type: ignore[assignment]
-            self.response = None  # type: ignore[assignment]
+            del self.request, self.response
 
     async def receive(self) -> ASGIReceiveEvent:
         # uvicorn's, minus one coroutine frame per idle socket (its awaits `queue.get()`).
-        queue: ReceiveQueue = self.queue  # type: ignore[assignment]
+        queue = self.receive_queue
         items = queue.items
         while not items:
             waiter = queue.waiter = self.loop.create_future()
@@ -290,3 +299,10 @@ class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
             if not self.output_blocked:
                 self.transport.resume_reading()
         return message
+
+
+def set_extension(scope: WWWScope, name: str, value: object) -> None:
+    """Put a Notifier extension in the scope. ASGI (and uvicorn's types) declare every
+    extension a dict; these two are a callable and an object only Notifier's app reads."""
+    extensions = cast(dict[str, object], scope.setdefault("extensions", {}))
+    extensions[name] = value

@@ -194,6 +194,29 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+KIND_MARKERS = ("unit", "integration")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test is either `unit` or `integration`, exactly one: stop the run otherwise.
+
+    Runs before `-m` deselects anything, so `make test-fast` (`-m unit`) cannot silently
+    skip a file that forgot its `pytestmark`.
+    """
+    wrong: dict[str, str] = {}
+    for item in items:
+        kinds = {mark.name for mark in item.iter_markers() if mark.name in KIND_MARKERS}
+        if len(kinds) != 1:
+            wrong.setdefault(item.nodeid.split("::")[0], ", ".join(sorted(kinds)) or "none")
+    if wrong:
+        listed = "\n".join(f"  {path}: {kinds}" for path, kinds in sorted(wrong.items()))
+        raise pytest.UsageError(
+            "each test needs exactly one of the markers unit / integration "
+            f"(set `pytestmark` in the file):\n{listed}"
+        )
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
         metafunc.parametrize("backend", ["sqlite", "postgres"], indirect=True, scope="session")
@@ -395,6 +418,27 @@ class Api:
 async def _api_for(proc: ServerProcess) -> AsyncIterator[Api]:
     async with httpx.AsyncClient(base_url=proc.base_url, timeout=30) as client:
         yield Api(proc, client)
+
+
+@pytest.fixture(scope="module")
+def module_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One server for a test module, started with the module's `SERVER_SETTINGS`
+    (a dict of `NOTIFIER_*` variables), on SQLite and the in-process broker."""
+    settings: dict[str, str] = request.module.SERVER_SETTINGS
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    proc = ServerProcess(tmp_path_factory.mktemp(name), env_overrides=dict(settings))
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+async def module_api(module_server: ServerProcess) -> AsyncIterator[Api]:
+    """An `Api` client of the module's `module_server`."""
+    async for value in _api_for(module_server):
+        yield value
 
 
 @pytest.fixture

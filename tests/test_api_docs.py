@@ -28,6 +28,8 @@ from notifier import closes
 from notifier.api.asyncapi import CLIENT_MESSAGES, SERVER_MESSAGES, close_codes
 from notifier.api.auth import JWKS_MAX_AGE_CEILING, jwks_max_age
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 ASYNCAPI_SCHEMA = Path(__file__).resolve().parent / "schemas" / "asyncapi-3.0.0.json"
 FILLERS = {"{username}": "nobody-here", "{notification_id}": "1"}

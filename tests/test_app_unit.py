@@ -8,6 +8,8 @@ from pydantic import ValidationError
 from notifier.app import create_app
 from notifier.settings import Settings
 
+pytestmark = pytest.mark.unit
+
 
 def settings(**overrides: object) -> Settings:
     values: dict[str, object] = {"secret_key": TEST_SECRET, "_env_file": None}

@@ -21,6 +21,8 @@ from notifier.auth.tokens import TokenCodec
 from notifier.db.auth_store import Credentials
 from notifier.db.store import StoredUser
 
+pytestmark = pytest.mark.integration
+
 WRONG_KEY = "wrong-key-that-is-long-enough-for-hs256"
 
 
@@ -376,3 +378,21 @@ async def test_admin_routes_work_for_admin(api) -> None:
     assert (await inbox(api, target_token))["unread_count"] == 3
     me = await api.client.get("/users/me", headers=bearer(make_token(new_user)))
     assert me.status_code == 200
+
+
+async def test_token_for_missing_user_is_401(api) -> None:
+    token = make_token(unique_name("ghost"))
+    response = await api.client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_admin_claim_for_missing_user_is_401(api) -> None:
+    # A validly signed token that claims admin scope still needs a real user behind it.
+    token = make_token(unique_name("ghost"), scope="admin")
+    response = await api.client.post(
+        "/users",
+        json={"username": unique_name(), "password": "long-enough-password"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 401

@@ -13,7 +13,7 @@ from notifier.db.auth_store import AuthStore, Rotation
 from notifier.db.store import Store
 from notifier.migrate import upgrade
 
-pytestmark = pytest.mark.backends
+pytestmark = [pytest.mark.integration, pytest.mark.backends]
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ import websockets
 from clients import inbox, recv_notification
 from conftest import USER_PASSWORD, unique_name
 
+pytestmark = pytest.mark.integration
+
 MAX_BODY = 1024 * 1024
 MAX_DATA = 16 * 1024
 

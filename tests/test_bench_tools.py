@@ -7,10 +7,13 @@ compressed ones and keep a socket alive, and its table to divide the right numbe
 import asyncio
 import json
 
+import pytest
 from clients import bearer
 
 from bench import profile, report, wsclient
 from bench.httpclient import HttpPool
+
+pytestmark = pytest.mark.integration
 
 
 class Frames:

@@ -15,6 +15,8 @@ from starlette.websockets import WebSocket
 
 from notifier.middleware import BodySizeLimitMiddleware
 
+pytestmark = pytest.mark.unit
+
 LIMIT = 1024
 
 

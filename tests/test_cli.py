@@ -11,6 +11,8 @@ import pytest
 from conftest import TEST_SECRET, free_port
 from jose import jwt
 
+pytestmark = pytest.mark.integration
+
 # The console script installed next to the interpreter running the tests (.venv/bin).
 NOTIFIER = str(Path(sys.executable).parent / "notifier")
 PASSWORD = "bobs-password-123"

@@ -19,6 +19,8 @@ from clients import inbox
 from conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TEST_SECRET, USER_PASSWORD
 from jose import jwt
 
+pytestmark = pytest.mark.integration
+
 NOTIFIER = str(Path(sys.executable).parent / "notifier")
 LINE_TIMEOUT = 20.0
 

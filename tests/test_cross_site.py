@@ -18,26 +18,15 @@ from test_page import CHROMIUM, LAUNCH_ARGS
 
 from notifier.api.cross_site import origin_allowed, referer_origin
 
+pytestmark = pytest.mark.integration
+
 ALLOWED = "http://allowed.example:8080"
 REFUSED = {"detail": "origin not allowed"}
 # The OAuth2 routes answer the same refusal as an RFC 6749 5.2 error, so OAuth2 clients raise.
 LOGIN_REFUSED = REFUSED | {"error": "invalid_request", "error_description": "origin not allowed"}
 
 
-@pytest.fixture(scope="module")
-def site_server(tmp_path_factory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(
-        tmp_path_factory.mktemp("cross-site"), env_overrides={"NOTIFIER_ALLOWED_ORIGINS": ALLOWED}
-    )
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-async def sapi(site_server, api_for):
-    async with api_for(site_server) as api:
-        yield api
+SERVER_SETTINGS = {"NOTIFIER_ALLOWED_ORIGINS": ALLOWED}
 
 
 async def unread_user(api) -> tuple[str, str]:
@@ -62,12 +51,14 @@ async def unread_user(api) -> tuple[str, str]:
     ],
     ids=["other-port", "null", "other-host", "referer-other-port", "referer-garbage"],
 )
-async def test_cookie_request_from_another_origin_is_refused(sapi, headers) -> None:
-    _username, token = await unread_user(sapi)
-    response = await sapi.client.post("/notifications/read-all", headers=cookie(token) | headers)
+async def test_cookie_request_from_another_origin_is_refused(module_api, headers) -> None:
+    _username, token = await unread_user(module_api)
+    response = await module_api.client.post(
+        "/notifications/read-all", headers=cookie(token) | headers
+    )
     assert response.status_code == 403, response.text
     assert response.json() == REFUSED
-    assert (await inbox(sapi, token))["unread_count"] == 1
+    assert (await inbox(module_api, token))["unread_count"] == 1
 
 
 def own_origin(api) -> str:
@@ -78,67 +69,71 @@ def own_origin(api) -> str:
     "which",
     ["own-origin", "own-referer", "listed-origin", "no-origin-no-referer", "bearer-cross-origin"],
 )
-async def test_allowed_cookie_and_bearer_requests_go_through(sapi, which) -> None:
-    _username, token = await unread_user(sapi)
+async def test_allowed_cookie_and_bearer_requests_go_through(module_api, which) -> None:
+    _username, token = await unread_user(module_api)
     headers = {
-        "own-origin": cookie(token) | {"Origin": own_origin(sapi)},
-        "own-referer": cookie(token) | {"Referer": f"{own_origin(sapi)}/"},
+        "own-origin": cookie(token) | {"Origin": own_origin(module_api)},
+        "own-referer": cookie(token) | {"Referer": f"{own_origin(module_api)}/"},
         "listed-origin": cookie(token) | {"Origin": ALLOWED},
         # curl and scripts send neither: no page started them.
         "no-origin-no-referer": cookie(token),
         # An app's bearer token is not sent by a browser on its own.
         "bearer-cross-origin": bearer(token) | {"Origin": "http://evil.example"},
     }[which]
-    response = await sapi.client.post("/notifications/read-all", headers=headers)
+    response = await module_api.client.post("/notifications/read-all", headers=headers)
     assert response.status_code == 200, response.text
-    assert (await inbox(sapi, token))["unread_count"] == 0
+    assert (await inbox(module_api, token))["unread_count"] == 0
 
 
-async def test_safe_methods_with_the_cookie_are_not_refused(sapi) -> None:
-    _username, token = await unread_user(sapi)
-    response = await sapi.client.get(
+async def test_safe_methods_with_the_cookie_are_not_refused(module_api) -> None:
+    _username, token = await unread_user(module_api)
+    response = await module_api.client.get(
         "/notifications", headers=cookie(token) | {"Origin": "http://evil.example"}
     )
     assert response.status_code == 200
     assert response.json()["unread_count"] == 1
 
 
-async def test_every_unsafe_method_is_guarded(sapi) -> None:
-    username, token = await sapi.user_with_token()
+async def test_every_unsafe_method_is_guarded(module_api) -> None:
+    username, token = await module_api.user_with_token()
     cross = cookie(token) | {"Origin": "http://127.0.0.1:1"}
     attempts = [
-        sapi.client.put(
+        module_api.client.put(
             "/users/me/password",
             json={"current_password": USER_PASSWORD, "new_password": "a-new-password-456"},
             headers=cross,
         ),
-        sapi.client.delete("/session", headers=cross),
-        sapi.client.post("/ws-ticket", headers=cross),
+        module_api.client.delete("/session", headers=cross),
+        module_api.client.post("/ws-ticket", headers=cross),
     ]
     for attempt in attempts:
         response = await attempt
         assert (response.status_code, response.json()) == (403, REFUSED)
         assert "set-cookie" not in response.headers
     # The password was not changed and the session not closed: both still work.
-    assert (await sapi.client.get("/users/me", headers=cookie(token))).status_code == 200
-    await sapi.login(username, USER_PASSWORD)
+    assert (await module_api.client.get("/users/me", headers=cookie(token))).status_code == 200
+    await module_api.login(username, USER_PASSWORD)
 
 
-async def test_login_from_another_origin_is_refused_without_a_cookie(sapi) -> None:
-    username = await sapi.create_user()
+async def test_login_from_another_origin_is_refused_without_a_cookie(module_api) -> None:
+    username = await module_api.create_user()
     form = {"username": username, "password": USER_PASSWORD}
-    refused = await sapi.client.post(
+    refused = await module_api.client.post(
         "/session", data=form, headers={"Origin": "http://127.0.0.1:1"}
     )
     assert (refused.status_code, refused.json()) == (403, LOGIN_REFUSED)
     assert "set-cookie" not in refused.headers
     assert refused.headers["cache-control"] == "no-store"
-    own = await sapi.client.post("/session", data=form, headers={"Origin": own_origin(sapi)})
+    own = await module_api.client.post(
+        "/session", data=form, headers={"Origin": own_origin(module_api)}
+    )
     assert own.status_code == 200, own.text
     assert "access_token=" in own.headers["set-cookie"]
-    sapi.client.cookies.clear()
+    module_api.client.cookies.clear()
     # POST /token sets no cookie: apps log in there from anywhere.
-    token = await sapi.client.post("/token", data=form, headers={"Origin": "http://evil.example"})
+    token = await module_api.client.post(
+        "/token", data=form, headers={"Origin": "http://evil.example"}
+    )
     assert token.status_code == 200
 
 
@@ -261,33 +256,33 @@ async def attack(browser: Browser, server: ServerProcess, victim_token: str, url
         await context.close()
 
 
-async def test_browser_form_to_read_all_is_refused(chromium, attacker, sapi) -> None:
-    server = sapi.server
-    _username, token = await unread_user(sapi)
+async def test_browser_form_to_read_all_is_refused(chromium, attacker, module_api) -> None:
+    server = module_api.server
+    _username, token = await unread_user(module_api)
     url = attacker.form("read-all", f"{server.base_url}/notifications/read-all")
     status, body, _cookies = await attack(chromium, server, token, url, "/notifications/read-all")
     assert (status, body) == (403, REFUSED)
-    assert (await inbox(sapi, token))["unread_count"] == 1
+    assert (await inbox(module_api, token))["unread_count"] == 1
 
 
 async def test_browser_form_revoking_tokens_as_an_admin_is_refused(
-    chromium, attacker, sapi
+    chromium, attacker, module_api
 ) -> None:
-    server = sapi.server
-    _admin, admin_token = await sapi.user_with_token(is_admin=True)
-    bob, bob_token = await sapi.user_with_token()
+    server = module_api.server
+    _admin, admin_token = await module_api.user_with_token(is_admin=True)
+    bob, bob_token = await module_api.user_with_token()
     path = f"/users/{bob}/revoke-tokens"
     url = attacker.form("revoke", server.base_url + path)
     status, body, _cookies = await attack(chromium, server, admin_token, url, path)
     assert (status, body) == (403, REFUSED)
     # Bob's token still works.
-    assert (await sapi.client.get("/users/me", headers=bearer(bob_token))).status_code == 200
+    assert (await module_api.client.get("/users/me", headers=bearer(bob_token))).status_code == 200
 
 
-async def test_browser_login_csrf_is_refused(chromium, attacker, sapi) -> None:
-    server = sapi.server
-    victim, victim_token = await sapi.user_with_token()
-    intruder = await sapi.create_user(unique_name("intruder"))
+async def test_browser_login_csrf_is_refused(chromium, attacker, module_api) -> None:
+    server = module_api.server
+    victim, victim_token = await module_api.user_with_token()
+    intruder = await module_api.create_user(unique_name("intruder"))
     url = attacker.form(
         "login",
         f"{server.base_url}/session",
@@ -297,5 +292,5 @@ async def test_browser_login_csrf_is_refused(chromium, attacker, sapi) -> None:
     assert (status, body) == (403, LOGIN_REFUSED)
     # The victim's cookie was not replaced by the intruder's session.
     assert cookies["access_token"] == victim_token
-    me = await sapi.client.get("/users/me", headers=cookie(cookies["access_token"]))
+    me = await module_api.client.get("/users/me", headers=cookie(cookies["access_token"]))
     assert me.json()["username"] == victim

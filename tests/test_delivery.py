@@ -20,7 +20,7 @@ from clients import (
 )
 from conftest import USER_PASSWORD, unique_name
 
-pytestmark = pytest.mark.backends
+pytestmark = [pytest.mark.integration, pytest.mark.backends]
 
 
 async def inbox_ids(api, token: str) -> list[int]:

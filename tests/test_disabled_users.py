@@ -4,10 +4,13 @@ refresh, every token refused, every socket closed with 1008 "user disabled"."""
 import asyncio
 from contextlib import AsyncExitStack
 
+import pytest
 import websockets
 from clients import bearer, connect, recv_notification
 from conftest import USER_PASSWORD, make_token, unique_name
 from sessions import closed_with, login_pair, refresh, status_with, user_with_pair
+
+pytestmark = pytest.mark.integration
 
 
 async def _patch(api, username: str, body: object, headers: dict | None = None):

@@ -2,7 +2,11 @@
 
 from pathlib import Path
 
+import pytest
+
 from notifier.settings import Settings
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parent.parent
 

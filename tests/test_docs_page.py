@@ -4,10 +4,13 @@ violation, console error or request to another host."""
 
 from urllib.parse import urlsplit
 
+import pytest
 from playwright.async_api import Route, expect
 
 # The browser fixtures of the page tests (one Chromium per module that uses them).
 from test_page import browser, chromium_path  # noqa: F401
+
+pytestmark = pytest.mark.integration
 
 VIOLATIONS_SCRIPT = """
 window.__cspViolations = [];

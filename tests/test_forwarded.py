@@ -2,7 +2,10 @@
 (NOTIFIER_FORWARDED_ALLOW_IPS, empty by default): a client cannot pick its own address
 to slip past the per-address login lock."""
 
+import pytest
 from conftest import unique_name
+
+pytestmark = pytest.mark.integration
 
 ATTEMPTS = 120
 # Lower than the default 50 only to hash fewer wrong passwords; the proxy setting stays at

@@ -1,7 +1,10 @@
 """Inputs schemathesis found that used to answer 500; each now gets a clear 422 and
 stores nothing."""
 
+import pytest
 from clients import bearer, inbox
+
+pytestmark = pytest.mark.integration
 
 
 async def test_integers_beyond_64_bits_in_data_are_422(api) -> None:

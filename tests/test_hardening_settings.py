@@ -9,6 +9,8 @@ from clients import bearer, inbox
 from conftest import USER_PASSWORD, make_token, unique_name
 from sessions import login_pair
 
+pytestmark = pytest.mark.integration
+
 HARDENED = {
     "NOTIFIER_PASSWORD_MIN_LENGTH": "12",
     "NOTIFIER_COOKIE_SECURE": "true",
@@ -18,20 +20,7 @@ HARDENED = {
 }
 
 
-@pytest.fixture(scope="module")
-def hardened_server(tmp_path_factory):
-    from conftest import ServerProcess
-
-    proc = ServerProcess(tmp_path_factory.mktemp("hardened"), env_overrides=HARDENED)
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-async def happi(hardened_server, api_for):
-    async with api_for(hardened_server) as api:
-        yield api
+SERVER_SETTINGS = HARDENED
 
 
 def password_hash(proc, username: str) -> str:
@@ -45,10 +34,10 @@ def password_hash(proc, username: str) -> str:
 # Passwords
 
 
-async def test_minimum_password_length_is_a_setting(happi) -> None:
-    headers = await happi.admin_headers()
+async def test_minimum_password_length_is_a_setting(module_api) -> None:
+    headers = await module_api.admin_headers()
     short_name, ok_name = unique_name(), unique_name()
-    short = await happi.client.post(
+    short = await module_api.client.post(
         "/users", json={"username": short_name, "password": "x" * 11}, headers=headers
     )
     assert short.status_code == 422
@@ -57,14 +46,14 @@ async def test_minimum_password_length_is_a_setting(happi) -> None:
     assert error["msg"] == "password must be at least 12 characters"
     assert "x" * 11 not in short.text
     assert (
-        await happi.client.get("/users/me", headers=bearer(make_token(short_name)))
+        await module_api.client.get("/users/me", headers=bearer(make_token(short_name)))
     ).status_code == 401
-    created = await happi.client.post(
+    created = await module_api.client.post(
         "/users", json={"username": ok_name, "password": "y" * 12}, headers=headers
     )
     assert created.status_code == 201, created.text
-    pair = await login_pair(happi, ok_name, "y" * 12)
-    change = await happi.client.put(
+    pair = await login_pair(module_api, ok_name, "y" * 12)
+    change = await module_api.client.put(
         "/users/me/password",
         json={"current_password": "y" * 12, "new_password": "z" * 11},
         headers=bearer(pair["access_token"]),
@@ -100,13 +89,13 @@ def _cookie_attributes(response: httpx.Response) -> set[str]:
     return {part.strip().split("=")[0].lower() for part in header.split(";")[1:]}
 
 
-async def test_cookie_secure_flag_is_a_setting(happi, api) -> None:
-    hardened_user = await happi.create_user()
-    secure = await happi.client.post(
+async def test_cookie_secure_flag_is_a_setting(module_api, api) -> None:
+    hardened_user = await module_api.create_user()
+    secure = await module_api.client.post(
         "/session", data={"username": hardened_user, "password": USER_PASSWORD}
     )
     assert {"secure", "httponly", "samesite"} <= _cookie_attributes(secure)
-    logout = await happi.client.delete("/session")
+    logout = await module_api.client.delete("/session")
     assert "secure" in _cookie_attributes(logout)
     # The default server (plain HTTP in development) leaves it off.
     plain_user = await api.create_user()
@@ -135,26 +124,26 @@ async def test_cors_is_off_by_default(api) -> None:
     assert "access-control-allow-origin" not in simple.headers
 
 
-async def test_cors_allows_only_configured_origins(happi) -> None:
-    allowed = await _preflight(happi.client, "https://app.example")
+async def test_cors_allows_only_configured_origins(module_api) -> None:
+    allowed = await _preflight(module_api.client, "https://app.example")
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
     assert allowed.headers["access-control-allow-credentials"] == "true"
     assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
-    refused = await _preflight(happi.client, "https://evil.example")
+    refused = await _preflight(module_api.client, "https://evil.example")
     assert refused.status_code == 400
     assert "access-control-allow-origin" not in refused.headers
-    simple = await happi.client.get("/healthz", headers={"Origin": "https://evil.example"})
+    simple = await module_api.client.get("/healthz", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in simple.headers
 
 
 # List sizes
 
 
-async def test_recipient_list_limit_is_a_setting(happi) -> None:
-    headers = await happi.admin_headers()
-    names = [await happi.create_user() for _ in range(4)]
-    too_many = await happi.client.post(
+async def test_recipient_list_limit_is_a_setting(module_api) -> None:
+    headers = await module_api.admin_headers()
+    names = [await module_api.create_user() for _ in range(4)]
+    too_many = await module_api.client.post(
         "/notifications", json={"title": "t", "usernames": names}, headers=headers
     )
     assert too_many.status_code == 422
@@ -163,8 +152,8 @@ async def test_recipient_list_limit_is_a_setting(happi) -> None:
     assert error["msg"] == "List should have at most 3 items"
     # Nothing was stored for anyone.
     for name in names:
-        assert (await inbox(happi, make_token(name)))["items"] == []
-    ok = await happi.client.post(
+        assert (await inbox(module_api, make_token(name)))["items"] == []
+    ok = await module_api.client.post(
         "/notifications", json={"title": "t", "usernames": names[:3]}, headers=headers
     )
     assert ok.status_code == 201, ok.text

@@ -15,6 +15,8 @@ from clients import connect, recv_notification
 from conftest import unique_name
 from sessions import closed_with, user_with_pair
 
+pytestmark = pytest.mark.integration
+
 LIMITS = {
     "NOTIFIER_WS_MAX_MESSAGE_SIZE": "4096",
     "NOTIFIER_WS_MAX_SOCKETS_PER_USER": "3",
@@ -25,20 +27,7 @@ LIMITS = {
 }
 
 
-@pytest.fixture(scope="module")
-def hostile_server(tmp_path_factory):
-    from conftest import ServerProcess
-
-    proc = ServerProcess(tmp_path_factory.mktemp("hostile"), env_overrides=LIMITS)
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-async def hapi(hostile_server, api_for):
-    async with api_for(hostile_server) as api:
-        yield api
+SERVER_SETTINGS = LIMITS
 
 
 async def bystander_still_served(api, ws, username: str) -> None:
@@ -49,10 +38,10 @@ async def bystander_still_served(api, ws, username: str) -> None:
 
 
 @pytest.fixture
-async def bystander(hapi):
-    username, pair = await user_with_pair(hapi)
+async def bystander(module_api):
+    username, pair = await user_with_pair(module_api)
     async with AsyncExitStack() as stack:
-        ws = await connect(hapi, pair["access_token"], stack)
+        ws = await connect(module_api, pair["access_token"], stack)
         yield username, ws
 
 
@@ -71,10 +60,10 @@ async def bystander(hapi):
         pytest.param('{"type": "auth", "token": 5}', (1008, "invalid message"), id="auth-number"),
     ],
 )
-async def test_bad_messages_close_only_the_sender(hapi, bystander, payload, expected) -> None:
-    username, pair = await user_with_pair(hapi)
+async def test_bad_messages_close_only_the_sender(module_api, bystander, payload, expected) -> None:
+    username, pair = await user_with_pair(module_api)
     async with AsyncExitStack() as stack:
-        ws = await connect(hapi, pair["access_token"], stack)
+        ws = await connect(module_api, pair["access_token"], stack)
         # Invalid UTF-8 goes out as a text frame, which the protocol layer refuses (1007).
         await ws.send(payload, text=True if expected[0] == 1007 else None)
         code, reason = await closed_with(ws)
@@ -83,43 +72,45 @@ async def test_bad_messages_close_only_the_sender(hapi, bystander, payload, expe
             assert reason == expected[1]
     # The closed user can reconnect; nothing they sent reached anyone else.
     async with AsyncExitStack() as stack:
-        ws = await connect(hapi, pair["access_token"], stack)
-        sent = await hapi.send(username, "after")
+        ws = await connect(module_api, pair["access_token"], stack)
+        sent = await module_api.send(username, "after")
         assert await recv_notification(ws) == sent
-    await bystander_still_served(hapi, bystander[1], bystander[0])
+    await bystander_still_served(module_api, bystander[1], bystander[0])
 
 
-async def test_a_message_flood_is_cut_off(hapi, bystander) -> None:
-    _username, pair = await user_with_pair(hapi)
+async def test_a_message_flood_is_cut_off(module_api, bystander) -> None:
+    _username, pair = await user_with_pair(module_api)
     async with AsyncExitStack() as stack:
-        ws = await connect(hapi, pair["access_token"], stack)
+        ws = await connect(module_api, pair["access_token"], stack)
         with contextlib.suppress(websockets.ConnectionClosed):
             for _ in range(1000):
                 await ws.send(json.dumps({"type": "ping"}))
         assert await closed_with(ws) == (1008, "too many messages")
-    await bystander_still_served(hapi, bystander[1], bystander[0])
+    await bystander_still_served(module_api, bystander[1], bystander[0])
 
 
-async def test_sockets_per_user_are_limited(hapi, bystander) -> None:
-    username, pair = await user_with_pair(hapi)
+async def test_sockets_per_user_are_limited(module_api, bystander) -> None:
+    username, pair = await user_with_pair(module_api)
     async with AsyncExitStack() as stack:
-        sockets = [await connect(hapi, pair["access_token"], stack) for _ in range(3)]
-        sent = await hapi.send(username, "three")
+        sockets = [await connect(module_api, pair["access_token"], stack) for _ in range(3)]
+        sent = await module_api.send(username, "three")
         for ws in sockets:
             assert await recv_notification(ws) == sent
         # The fourth is refused; the three open ones are untouched.
-        async with websockets.connect(f"{hapi.server.ws_url}?token={pair['access_token']}") as ws:
+        async with websockets.connect(
+            f"{module_api.server.ws_url}?token={pair['access_token']}"
+        ) as ws:
             assert await closed_with(ws) == (1008, "too many sockets")
-        sent = await hapi.send(username, "still three")
+        sent = await module_api.send(username, "still three")
         for ws in sockets:
             assert await recv_notification(ws) == sent
         # Closing one frees a place.
         await sockets[0].close()
         for _ in range(50):
             async with websockets.connect(
-                f"{hapi.server.ws_url}?token={pair['access_token']}"
+                f"{module_api.server.ws_url}?token={pair['access_token']}"
             ) as ws:
-                sent = await hapi.send(username, "replacement")
+                sent = await module_api.send(username, "replacement")
                 frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
                 if frame.get("type") == "notification":
                     assert frame["notification"]["id"] == sent["id"]
@@ -127,11 +118,11 @@ async def test_sockets_per_user_are_limited(hapi, bystander) -> None:
             await asyncio.sleep(0.1)
         else:
             pytest.fail("no place freed after closing a socket")
-    await bystander_still_served(hapi, bystander[1], bystander[0])
+    await bystander_still_served(module_api, bystander[1], bystander[0])
 
 
-async def test_half_open_connections_do_not_block_anyone(hapi, bystander) -> None:
-    port = hapi.server.port
+async def test_half_open_connections_do_not_block_anyone(module_api, bystander) -> None:
+    port = module_api.server.port
     loop = asyncio.get_running_loop()
     stalled: list[socket.socket] = []
     try:
@@ -144,26 +135,26 @@ async def test_half_open_connections_do_not_block_anyone(hapi, bystander) -> Non
                 sock, f"GET /ws?token=x{index} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
             )
             stalled.append(sock)
-        await bystander_still_served(hapi, bystander[1], bystander[0])
+        await bystander_still_served(module_api, bystander[1], bystander[0])
         # Fresh logins and sockets still work while they hang.
-        username, pair = await user_with_pair(hapi)
+        username, pair = await user_with_pair(module_api)
         async with AsyncExitStack() as stack:
-            ws = await connect(hapi, pair["access_token"], stack)
-            sent = await hapi.send(username, "while stalled")
+            ws = await connect(module_api, pair["access_token"], stack)
+            sent = await module_api.send(username, "while stalled")
             assert await recv_notification(ws) == sent
     finally:
         for sock in stalled:
             sock.close()
 
 
-async def test_thousands_of_failed_logins(hapi, bystander) -> None:
-    victim = await hapi.create_user()
+async def test_thousands_of_failed_logins(module_api, bystander) -> None:
+    victim = await module_api.create_user()
     limit = asyncio.Semaphore(50)
 
     async def attempt(index: int) -> int:
         async with limit:
             name = victim if index % 2 else unique_name("nobody")
-            response = await hapi.client.post(
+            response = await module_api.client.post(
                 "/token",
                 data={"username": name, "password": f"guess-{index}"},
                 headers={"X-Forwarded-For": "203.0.113.7"},
@@ -174,17 +165,17 @@ async def test_thousands_of_failed_logins(hapi, bystander) -> None:
     assert set(statuses) <= {401, 429}, set(statuses)
     # Nearly all were refused before any password hashing.
     assert statuses.count(429) > 1800
-    await bystander_still_served(hapi, bystander[1], bystander[0])
+    await bystander_still_served(module_api, bystander[1], bystander[0])
     # The victim, from their own address, is throttled only on their own name...
-    victim_login = await hapi.client.post(
+    victim_login = await module_api.client.post(
         "/token",
         data={"username": victim, "password": "user-password-123"},
         headers={"X-Forwarded-For": "198.51.100.1"},
     )
     assert victim_login.status_code in (200, 429)
     # ...and anyone else logs in at once from anywhere but the attacker's address.
-    other = await hapi.create_user()
-    async with httpx.AsyncClient(base_url=hapi.server.base_url) as client:
+    other = await module_api.create_user()
+    async with httpx.AsyncClient(base_url=module_api.server.base_url) as client:
         response = await client.post(
             "/token",
             data={"username": other, "password": "user-password-123"},

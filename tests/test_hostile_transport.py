@@ -24,6 +24,8 @@ from bench.hostile import (
     ws_handshake,
 )
 
+pytestmark = pytest.mark.integration
+
 HEADER_TIMEOUT = 2.0
 KEEP_ALIVE_TIMEOUT = 5.0  # uvicorn's default, which `notifier serve` keeps
 FLOOD_SECONDS = 10.0

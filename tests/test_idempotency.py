@@ -9,7 +9,7 @@ import pytest
 from clients import Collector, bearer, connect, inbox
 from conftest import ADMIN_PASSWORD, unique_name
 
-pytestmark = pytest.mark.backends
+pytestmark = [pytest.mark.integration, pytest.mark.backends]
 
 
 async def post(api, path: str, body: dict, key: str | None, headers: dict | None = None):

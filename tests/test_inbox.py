@@ -3,7 +3,7 @@
 import pytest
 from clients import bearer, inbox
 
-pytestmark = pytest.mark.backends
+pytestmark = [pytest.mark.integration, pytest.mark.backends]
 
 
 async def fill(api, username: str, count: int) -> list[dict]:

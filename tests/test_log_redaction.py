@@ -17,6 +17,8 @@ from uvicorn.logging import AccessFormatter, DefaultFormatter
 
 from notifier.logs import JsonFormatter, RedactCredentials, redact
 
+pytestmark = pytest.mark.integration
+
 SECRET = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJlLXNlY3JldA"
 
 

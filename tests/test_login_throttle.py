@@ -13,6 +13,8 @@ from clients import bearer
 from conftest import USER_PASSWORD, unique_name
 from sessions import login_pair
 
+pytestmark = pytest.mark.integration
+
 LIMITS = {
     "NOTIFIER_LOGIN_MAX_FAILURES_PER_USER": "3",
     "NOTIFIER_LOGIN_MAX_FAILURES_PER_ADDRESS": "6",
@@ -21,20 +23,7 @@ LIMITS = {
 }
 
 
-@pytest.fixture(scope="module")
-def throttled_server(tmp_path_factory):
-    from conftest import ServerProcess
-
-    proc = ServerProcess(tmp_path_factory.mktemp("throttle"), env_overrides=LIMITS)
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-async def tapi(throttled_server, api_for):
-    async with api_for(throttled_server) as api:
-        yield api
+SERVER_SETTINGS = LIMITS
 
 
 async def _login(api, username: str, password: str, address: str):
@@ -59,60 +48,62 @@ def _retry_after(response, oauth: bool = True) -> int:
     return seconds
 
 
-async def test_username_locks_after_repeated_failures(tapi) -> None:
-    victim, other = await tapi.create_user(), await tapi.create_user()
+async def test_username_locks_after_repeated_failures(module_api) -> None:
+    victim, other = await module_api.create_user(), await module_api.create_user()
     for _ in range(3):
-        assert (await _login(tapi, victim, "wrong-password", "10.1.0.1")).status_code == 401
+        assert (await _login(module_api, victim, "wrong-password", "10.1.0.1")).status_code == 401
     # Locked: even the right password (from anywhere) waits, so guesses cannot continue.
-    _retry_after(await _login(tapi, victim, USER_PASSWORD, "10.1.0.1"))
-    _retry_after(await _login(tapi, victim, USER_PASSWORD, "10.1.0.2"))
+    _retry_after(await _login(module_api, victim, USER_PASSWORD, "10.1.0.1"))
+    _retry_after(await _login(module_api, victim, USER_PASSWORD, "10.1.0.2"))
     # Another user logs in at once, from the very same address.
-    assert (await _login(tapi, other, USER_PASSWORD, "10.1.0.1")).status_code == 200
+    assert (await _login(module_api, other, USER_PASSWORD, "10.1.0.1")).status_code == 200
 
 
-async def test_address_locks_after_spraying_many_names(tapi) -> None:
-    real = await tapi.create_user()
+async def test_address_locks_after_spraying_many_names(module_api) -> None:
+    real = await module_api.create_user()
     for _ in range(6):
-        response = await _login(tapi, unique_name("spray"), "guess", "10.2.0.1")
+        response = await _login(module_api, unique_name("spray"), "guess", "10.2.0.1")
         assert response.status_code == 401
     # The address is locked for every name, including a real user with the right password.
-    _retry_after(await _login(tapi, real, USER_PASSWORD, "10.2.0.1"))
-    _retry_after(await _login(tapi, unique_name("spray"), "guess", "10.2.0.1"))
+    _retry_after(await _login(module_api, real, USER_PASSWORD, "10.2.0.1"))
+    _retry_after(await _login(module_api, unique_name("spray"), "guess", "10.2.0.1"))
     # The same user from another address is not slowed at all.
-    assert (await _login(tapi, real, USER_PASSWORD, "10.2.0.2")).status_code == 200
+    assert (await _login(module_api, real, USER_PASSWORD, "10.2.0.2")).status_code == 200
 
 
-async def test_success_resets_the_username_count(tapi) -> None:
-    username = await tapi.create_user()
+async def test_success_resets_the_username_count(module_api) -> None:
+    username = await module_api.create_user()
     for round_ in range(3):
         for _ in range(2):
-            response = await _login(tapi, username, "wrong", f"10.3.{round_}.1")
+            response = await _login(module_api, username, "wrong", f"10.3.{round_}.1")
             assert response.status_code == 401
-        assert (await _login(tapi, username, USER_PASSWORD, f"10.3.{round_}.1")).status_code == 200
+        assert (
+            await _login(module_api, username, USER_PASSWORD, f"10.3.{round_}.1")
+        ).status_code == 200
 
 
-async def test_concurrent_failures_cannot_outrun_the_lock(tapi) -> None:
-    username = await tapi.create_user()
+async def test_concurrent_failures_cannot_outrun_the_lock(module_api) -> None:
+    username = await module_api.create_user()
     responses = await asyncio.gather(
-        *(_login(tapi, username, f"guess-{i}", f"10.4.{i}.1") for i in range(12))
+        *(_login(module_api, username, f"guess-{i}", f"10.4.{i}.1") for i in range(12))
     )
     statuses = sorted(r.status_code for r in responses)
     assert set(statuses) <= {401, 429}
     # Checks of one username's password run one at a time: a burst gets no more guesses
     # than the limit, however concurrent.
     assert statuses.count(401) <= 3
-    _retry_after(await _login(tapi, username, USER_PASSWORD, "10.4.99.1"))
+    _retry_after(await _login(module_api, username, USER_PASSWORD, "10.4.99.1"))
 
 
-async def test_wrong_current_password_counts_as_a_failed_login(tapi) -> None:
-    username = await tapi.create_user()
-    pair = await login_pair(tapi, username)
+async def test_wrong_current_password_counts_as_a_failed_login(module_api) -> None:
+    username = await module_api.create_user()
+    pair = await login_pair(module_api, username)
     headers = bearer(pair["access_token"]) | {"X-Forwarded-For": "10.5.0.1"}
     body = {"current_password": "guess", "new_password": "new-password-123"}
     for _ in range(3):
-        response = await tapi.client.put("/users/me/password", json=body, headers=headers)
+        response = await module_api.client.put("/users/me/password", json=body, headers=headers)
         assert response.status_code == 403
-    locked = await tapi.client.put(
+    locked = await module_api.client.put(
         "/users/me/password",
         json={"current_password": USER_PASSWORD, "new_password": "new-password-123"},
         headers=headers,
@@ -143,9 +134,9 @@ async def test_throttling_can_be_turned_off(server_factory, api_for) -> None:
         assert (await _login(api, username, USER_PASSWORD, "10.7.0.1")).status_code == 200
 
 
-async def test_a_users_own_parallel_logins_are_never_throttled(tapi) -> None:
-    username = await tapi.create_user()
+async def test_a_users_own_parallel_logins_are_never_throttled(module_api) -> None:
+    username = await module_api.create_user()
     responses = await asyncio.gather(
-        *(_login(tapi, username, USER_PASSWORD, "10.8.0.1") for _ in range(12))
+        *(_login(module_api, username, USER_PASSWORD, "10.8.0.1") for _ in range(12))
     )
     assert [r.status_code for r in responses] == [200] * 12

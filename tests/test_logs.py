@@ -10,6 +10,8 @@ from clients import expect_close, recv_notification
 
 from notifier.logs import JsonFormatter, log_event, uvicorn_log_config
 
+pytestmark = pytest.mark.integration
+
 LOG_TIMEOUT = 10.0
 
 

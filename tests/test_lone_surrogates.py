@@ -18,6 +18,8 @@ from conftest import ADMIN_PASSWORD, ADMIN_USERNAME, USER_PASSWORD, unique_name
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+pytestmark = pytest.mark.integration
+
 Path = tuple[str | int, ...]
 LONE_SURROGATE = "invalid unicode: lone surrogate"
 

@@ -4,9 +4,12 @@ import asyncio
 from contextlib import AsyncExitStack
 
 import httpx
+import pytest
 import websockets
 from clients import bearer, connect, expect_close, lint_metrics, recv_notification
 from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.integration
 
 INSTRUMENTS = {
     "notifier_open_sockets",

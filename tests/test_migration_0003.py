@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from notifier.db.engine import create_engine
 from notifier.migrate import alembic_config, upgrade
 
-pytestmark = pytest.mark.backends
+pytestmark = [pytest.mark.integration, pytest.mark.backends]
 
 TOKEN_TABLES = {"auth_sessions", "refresh_tokens", "login_throttle", "ws_tickets"}
 

@@ -7,7 +7,7 @@ happy paths (login, requests, refresh, revocation) keep working.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,37 +18,31 @@ from oauthlib.oauth2 import InvalidGrantError, LegacyApplicationClient
 from requests_oauthlib import OAuth2Session
 from sessions import status_with
 
+pytestmark = pytest.mark.integration
+
 MAX_FAILURES = 2
 GRACE = 1
 REUSED = "refresh token reused; the session is revoked"
 
 
-@pytest.fixture(scope="module")
-def oauth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(
-        tmp_path_factory.mktemp("oauth-clients"),
-        env_overrides={
-            "NOTIFIER_LOGIN_MAX_FAILURES_PER_USER": str(MAX_FAILURES),
-            # Each test fails logins for users of its own; the address limit is not tested here.
-            "NOTIFIER_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000",
-            "NOTIFIER_REFRESH_REUSE_GRACE": str(GRACE),
-        },
-    )
-    proc.start()
-    yield proc
-    proc.stop()
+SERVER_SETTINGS = {
+    "NOTIFIER_LOGIN_MAX_FAILURES_PER_USER": str(MAX_FAILURES),
+    # Each test fails logins for users of its own; the address limit is not tested here.
+    "NOTIFIER_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000",
+    "NOTIFIER_REFRESH_REUSE_GRACE": str(GRACE),
+}
 
 
 @pytest.fixture
-async def api(oauth_server, api_for) -> AsyncIterator[Api]:
-    async with api_for(oauth_server) as api:
-        yield api
+def api(module_api: Api) -> Api:
+    """The tests here talk to the module's own server."""
+    return module_api
 
 
 @pytest.fixture
-async def authlib_client(oauth_server) -> AsyncIterator[AsyncOAuth2Client]:
+async def authlib_client(module_server) -> AsyncIterator[AsyncOAuth2Client]:
     async with AsyncOAuth2Client(
-        base_url=oauth_server.base_url, token_endpoint=f"{oauth_server.base_url}/token"
+        base_url=module_server.base_url, token_endpoint=f"{module_server.base_url}/token"
     ) as client:
         yield client
 
@@ -109,11 +103,11 @@ async def _login_pair(api: Api, username: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-async def spent_refresh_token(oauth_server) -> str:
+async def spent_refresh_token(module_server) -> str:
     """A refresh token used once, now past the reuse grace (its reuse revokes its session,
     and every later one is refused the same way)."""
-    async with httpx.AsyncClient(base_url=oauth_server.base_url, timeout=30) as client:
-        api = Api(oauth_server, client)
+    async with httpx.AsyncClient(base_url=module_server.base_url, timeout=30) as client:
+        api = Api(module_server, client)
         pair = await _login_pair(api, await api.create_user())
         data = {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}
         assert (await api.client.post("/token", data=data)).status_code == 200

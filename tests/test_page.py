@@ -24,6 +24,8 @@ from clients import bearer, inbox, wait_for_open_sockets
 from conftest import ADMIN_PASSWORD, ADMIN_USERNAME, USER_PASSWORD, make_token, unique_name
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
+pytestmark = pytest.mark.integration
+
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [
     "--no-sandbox",

@@ -26,6 +26,8 @@ import pytest
 from clients import Collector, connect
 from conftest import POSTGRES_DSN, ServerProcess, free_port, service_missing
 
+pytestmark = pytest.mark.integration
+
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 SERVER_CONNECTIONS = 3
 

@@ -15,6 +15,8 @@ from notifier.db.engine import PoolOptions, create_engine
 from notifier.runtime import pool_options
 from notifier.settings import Settings
 
+pytestmark = pytest.mark.integration
+
 POOL_SIZE = 4
 MAX_OVERFLOW = 2
 STARTUP_SESSIONS = 3

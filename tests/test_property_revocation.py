@@ -13,10 +13,13 @@ import json
 from dataclasses import dataclass, field
 
 import httpx
+import pytest
 import websockets
 from conftest import USER_PASSWORD, Api, ServerProcess
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
+
+pytestmark = pytest.mark.integration
 
 USERS = 2
 SLOTS = 2  # logins (sessions) per user

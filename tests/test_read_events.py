@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack
 import pytest
 from clients import bearer, connect
 
-pytestmark = pytest.mark.backends
+pytestmark = [pytest.mark.integration, pytest.mark.backends]
 
 
 async def next_frame(ws, within: float = 5.0) -> dict:

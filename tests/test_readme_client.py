@@ -6,11 +6,13 @@ renews it in place when `token_expiring` arrives (a refresh through Authlib's
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import USER_PASSWORD, Api, ServerProcess
+from conftest import USER_PASSWORD, Api
+
+pytestmark = pytest.mark.integration
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 MARKER = "<!-- python-client-example -->"
@@ -28,21 +30,13 @@ def readme_example() -> tuple[str, str]:
     return "\n".join(body), run
 
 
-@pytest.fixture(scope="module")
-def short_token_server(tmp_path_factory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(
-        tmp_path_factory.mktemp("readme-client"),
-        env_overrides={"NOTIFIER_ACCESS_TOKEN_TTL": str(ACCESS_TOKEN_TTL)},
-    )
-    proc.start()
-    yield proc
-    proc.stop()
+SERVER_SETTINGS = {"NOTIFIER_ACCESS_TOKEN_TTL": str(ACCESS_TOKEN_TTL)}
 
 
 @pytest.fixture
-async def api(short_token_server, api_for) -> AsyncIterator[Api]:
-    async with api_for(short_token_server) as api:
-        yield api
+def api(module_api: Api) -> Api:
+    """The tests here talk to the module's own server."""
+    return module_api
 
 
 async def _printed(lines: list[str], wanted: Callable[[str], bool], within: float) -> str:

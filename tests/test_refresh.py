@@ -2,9 +2,12 @@
 its grace window are in test_refresh_grace.py."""
 
 import httpx
+import pytest
 from clients import bearer
 from conftest import USER_PASSWORD
 from sessions import claims, refresh, status_with, user_with_pair
+
+pytestmark = pytest.mark.integration
 
 
 async def test_refresh_returns_a_new_pair_in_the_same_session(api) -> None:

@@ -17,7 +17,7 @@ from clients import bearer, recv_notification
 from conftest import Api, ServerProcess, backend_env, unique_name
 from sessions import claims, closed_with, login_pair, refresh, status_with, user_with_pair
 
-pytestmark = pytest.mark.backends
+pytestmark = [pytest.mark.integration, pytest.mark.backends]
 
 CONCURRENT_REFRESHES = 8
 SHORT_GRACE = 1

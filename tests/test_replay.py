@@ -11,7 +11,7 @@ from contextlib import AsyncExitStack
 import pytest
 from clients import connect, recv_notification, recv_until
 
-pytestmark = pytest.mark.backends
+pytestmark = [pytest.mark.integration, pytest.mark.backends]
 
 # Replays of hundreds of rows: more room than the shared default.
 TIMEOUT = 10.0

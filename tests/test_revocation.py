@@ -7,6 +7,7 @@ import asyncio
 from contextlib import AsyncExitStack
 
 import httpx
+import pytest
 import websockets
 from clients import bearer, connect, cookie, recv_notification
 from conftest import USER_PASSWORD, make_token, unique_name
@@ -19,6 +20,8 @@ from sessions import (
     status_with,
     user_with_pair,
 )
+
+pytestmark = pytest.mark.integration
 
 # POST /token/revoke
 

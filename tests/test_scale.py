@@ -15,6 +15,8 @@ import websockets
 from clients import Collector, connect, wait_for_status
 from conftest import TEST_SECRET
 
+pytestmark = pytest.mark.integration
+
 # Two or three servers start per test; give them room on a loaded machine.
 TIMEOUT = 30
 

@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 import schemathesis
 from conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TEST_SECRET
 from fastapi import FastAPI
@@ -26,6 +27,8 @@ from notifier.db.store import Store
 from notifier.migrate import upgrade
 from notifier.runtime import build_accounts
 from notifier.settings import Settings
+
+pytestmark = pytest.mark.integration
 
 
 def build_app() -> FastAPI:

@@ -7,6 +7,8 @@ import pytest
 from clients import bearer, cookie
 from conftest import USER_PASSWORD, make_token, unique_name
 
+pytestmark = pytest.mark.integration
+
 
 async def test_no_credentials(api):
     response = await api.client.get("/session")

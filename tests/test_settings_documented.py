@@ -6,6 +6,8 @@ import pytest
 
 from notifier.settings import Settings
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -17,6 +17,8 @@ from notifier.auth.strength import (
     is_common_password,
 )
 
+pytestmark = pytest.mark.integration
+
 ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
 
 

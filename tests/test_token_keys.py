@@ -23,6 +23,8 @@ from sessions import login_pair, status_with, user_with_pair
 from notifier.auth.keys import KeySet, thumbprint
 from notifier.errors import KeyConfigError
 
+pytestmark = pytest.mark.integration
+
 
 def write_key(directory: Path, name: str, algorithm: str, bits: int = 2048) -> tuple[Path, Path]:
     """A new private key and its public key as PEM files."""

@@ -1,16 +1,18 @@
-"""TokenCodec on its own (no server), plus one REST check of a token for a missing user."""
+"""TokenCodec on its own (no server)."""
 
 import base64
 import json
 import time
 
 import pytest
-from conftest import TEST_SECRET, make_token, unique_name
+from conftest import TEST_SECRET, make_token
 from jose import jwt
 
 from notifier.auth.keys import KeySet
 from notifier.auth.tokens import ADMIN_SCOPE, TokenClaims, TokenCodec
 from notifier.errors import TokenError
+
+pytestmark = pytest.mark.unit
 
 TTL = 600
 
@@ -135,24 +137,6 @@ def test_tampered_payload(codec: TokenCodec) -> None:
     now = int(time.time())
     forged = _b64url({"sub": "alice", "iat": now, "exp": now + 600, "jti": "x", "scope": "admin"})
     assert _reason(codec, f"{header}.{forged}.{signature}") == "invalid token"
-
-
-async def test_token_for_missing_user_is_401(api) -> None:
-    token = make_token(unique_name("ghost"))
-    response = await api.client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"] == "Bearer"
-
-
-async def test_admin_claim_for_missing_user_is_401(api) -> None:
-    # A validly signed token that claims admin scope still needs a real user behind it.
-    token = make_token(unique_name("ghost"), scope="admin")
-    response = await api.client.post(
-        "/users",
-        json={"username": unique_name(), "password": "long-enough-password"},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert response.status_code == 401
 
 
 def test_a_verified_token_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:

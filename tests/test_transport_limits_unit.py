@@ -8,14 +8,18 @@ against a real server."""
 import asyncio
 from typing import Any
 
+import pytest
 from test_ws_protocol_unit import HANDSHAKE, FakeTransport, server_frames
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 from websockets.frames import Close, Frame, Opcode
 
 from notifier.http_protocol import HeadLimitedHttpToolsProtocol
+from notifier.scope_extensions import MESSAGE_LIMITER
 from notifier.transport_limits import TRANSPORT_LIMITS, TransportLimits
-from notifier.ws_protocol import MESSAGE_LIMITER, NotifierWebSocketProtocol
+from notifier.ws_protocol import NotifierWebSocketProtocol
+
+pytestmark = pytest.mark.unit
 
 LIMITS = TransportLimits(
     max_header_size=1024,

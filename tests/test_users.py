@@ -16,6 +16,8 @@ from clients import (
 from conftest import TEST_SECRET, USER_PASSWORD, make_token, unique_name
 from jose import jwt
 
+pytestmark = pytest.mark.integration
+
 
 async def _create(api, **body: object):
     return await api.client.post("/users", json=body, headers=await api.admin_headers())

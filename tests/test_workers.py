@@ -32,6 +32,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from notifier.delivery.presence import RedisPresence
 from notifier.server import shared_metrics_dir
 
+pytestmark = pytest.mark.integration
+
 TIMEOUT = 30
 WORKERS_START_TIMEOUT = 120
 SCRAPES = 20

@@ -10,9 +10,12 @@ import json
 import time
 from urllib.parse import quote
 
+import pytest
 import websockets
 from clients import bearer, cookie, expect_close, open_sockets, recv_notification
 from conftest import make_token, unique_name
+
+pytestmark = pytest.mark.integration
 
 
 def _b64(obj: dict) -> str:

@@ -21,6 +21,8 @@ from clients import (
 )
 from conftest import make_token
 
+pytestmark = pytest.mark.integration
+
 
 async def test_token_expiry_closes_a_live_socket(api):
     username, token = await api.user_with_token()

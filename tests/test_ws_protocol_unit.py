@@ -6,14 +6,19 @@ Real uvicorn and websockets code parses the handshake and frames; only the socke
 import asyncio
 import base64
 import os
+import re
 from typing import Any
 
+import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from notifier.ws_protocol import WRITE_TEXT, NotifierWebSocketProtocol, ReceiveQueue, Writable
+from notifier.scope_extensions import WRITE_TEXT
+from notifier.ws_protocol import NotifierWebSocketProtocol, ReceiveQueue, Writable
+
+pytestmark = pytest.mark.unit
 
 
 class FakeTransport(asyncio.Transport):
@@ -98,7 +103,7 @@ async def test_write_text_writes_a_frame_at_once_and_refuses_while_paused():
     protocol, transport = await open_protocol(app)
     await ready.wait()
     write = result["write"]
-    assert protocol.request is None and protocol.response is None  # freed once accepted
+    assert "request" not in vars(protocol) and "response" not in vars(protocol)  # freed
     assert write("one") is True
     assert [f.data for f in server_frames(transport.written)] == [b"one"]
 
@@ -191,3 +196,54 @@ async def test_receive_queue_and_writable_stand_ins():
     assert not any(w.done() for w in waiters)
     writable.set()
     await asyncio.wait_for(asyncio.gather(*waiters), 1)
+
+
+def test_the_uvicorn_internals_we_rely_on_are_there() -> None:
+    """NotifierWebSocketProtocol overrides and reads uvicorn internals (listed in its module
+    docstring); an uvicorn upgrade that renames one fails here, not on a live socket."""
+    import inspect
+    from pathlib import Path
+
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    methods = (
+        "handle_connect",
+        "handle_ping",
+        "send",
+        "receive",
+        "pause_writing",
+        "resume_writing",
+        "connection_lost",
+    )
+    for name in methods:
+        assert callable(getattr(WebSocketsSansIOProtocol, name, None)), name
+    # The module text, not inspect.getsource (which parses it with ast).
+    source = Path(inspect.getfile(WebSocketsSansIOProtocol)).read_text()
+    attributes = (
+        "conn",
+        "queue",
+        "writable",
+        "request",
+        "response",
+        "scope",
+        "transport",
+        "loop",
+        "close_sent",
+        "close_timer",
+        "read_paused",
+        "handshake_complete",
+        "initial_response",
+        "disconnected",
+    )
+    for name in attributes:
+        assert f"self.{name} =" in source or f"self.{name}:" in source, name
+    # The stand-ins cover every method uvicorn calls on the objects they replace.
+    called_on_queue = set(re.findall(r"self\.queue\.(\w+)\(", source))
+    called_on_writable = set(re.findall(r"self\.writable\.(\w+)\(", source))
+    # `get` is called only by uvicorn's `receive`, which NotifierWebSocketProtocol replaces.
+    assert called_on_queue - {"get"} <= {"put_nowait", "empty"}, called_on_queue
+    assert called_on_writable <= {"set", "clear", "is_set", "wait"}, called_on_writable
+    for name in ("put_nowait", "empty"):
+        assert callable(getattr(ReceiveQueue, name))
+    for name in ("set", "clear", "is_set", "wait"):
+        assert callable(getattr(Writable, name))

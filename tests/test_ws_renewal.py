@@ -5,10 +5,13 @@ import asyncio
 import json
 from contextlib import AsyncExitStack
 
+import pytest
 import websockets
 from clients import connect, recv_notification
 from conftest import make_token
 from sessions import closed_with, login_pair, recv_frame, revoke, user_with_pair
+
+pytestmark = pytest.mark.integration
 
 
 async def renew(ws, token: str) -> None:

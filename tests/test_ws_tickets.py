@@ -9,6 +9,8 @@ import websockets
 from clients import bearer, recv_notification
 from sessions import closed_with, revoke, user_with_pair
 
+pytestmark = pytest.mark.integration
+
 
 async def buy_ticket(api, token: str, origin: str | None = None) -> dict:
     headers = bearer(token) | ({"Origin": origin} if origin else {})

@@ -28,7 +28,7 @@ from notifier.delivery.connection import Connection, SocketGone
 from notifier.delivery.service import Admission
 from notifier.errors import TokenError
 from notifier.logs import log_event
-from notifier.ws_protocol import MESSAGE_LIMITER, WRITE_TEXT
+from notifier.scope_extensions import MESSAGE_LIMITER, WRITE_TEXT
 
 PATH = "/ws"
 
