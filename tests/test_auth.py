@@ -19,7 +19,7 @@ from notifier.auth.keys import KeySet
 from notifier.auth.passwords import PasswordHasher
 from notifier.auth.tokens import TokenCodec
 from notifier.db.auth_store import Credentials
-from notifier.db.store import StoredUser
+from notifier.db.records import StoredUser
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from connection_fakes import FakeSocket, make_connection, settle
 from notifier import closes
 from notifier.api.socket_session import MessageRateLimiter, SocketSession
 from notifier.auth.tokens import TokenClaims, TokenError
-from notifier.db.store import StoredUser
+from notifier.db.records import StoredUser
 
 pytestmark = pytest.mark.unit
 

@@ -16,7 +16,8 @@ from starlette.types import Scope
 
 from notifier.auth.accounts import Accounts
 from notifier.auth.tokens import TokenClaims
-from notifier.db.store import Store, StoredUser
+from notifier.db.records import StoredUser
+from notifier.db.store import Store
 from notifier.delivery.broker import Broker
 from notifier.delivery.service import NotificationService
 from notifier.errors import AdminOnlyError, NotAuthenticatedError

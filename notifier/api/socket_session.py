@@ -25,7 +25,7 @@ from notifier import closes
 from notifier.auth.accounts import Accounts
 from notifier.auth.tokens import TokenClaims
 from notifier.closes import Close
-from notifier.db.store import StoredUser
+from notifier.db.records import StoredUser
 from notifier.delivery.connection import Connection
 from notifier.errors import TokenError
 from notifier.schemas import MAX_SOCKET_TOKEN_LENGTH

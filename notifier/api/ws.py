@@ -23,7 +23,7 @@ from notifier.api.deps import Services, Source, client_address, find_credential
 from notifier.api.socket_session import MessageRateLimiter, SocketSession
 from notifier.auth.tokens import TokenClaims
 from notifier.closes import Close
-from notifier.db.store import StoredUser
+from notifier.db.records import StoredUser
 from notifier.delivery.connection import Connection, SocketGone
 from notifier.delivery.service import Admission
 from notifier.errors import TokenError

@@ -15,7 +15,8 @@ from notifier.auth.throttle import LoginThrottle
 from notifier.auth.tickets import WsTickets
 from notifier.auth.tokens import TokenClaims, TokenCodec
 from notifier.db.auth_store import AccountFlags, AuthStore, Credentials
-from notifier.db.store import Store, StoredUser
+from notifier.db.records import StoredUser
+from notifier.db.store import Store
 from notifier.errors import (
     AccountDisabledError,
     InvalidCredentialsError,

@@ -20,7 +20,7 @@ from notifier.auth.credentials import digest, new_secret
 from notifier.auth.tokens import IssuedToken, TokenCodec
 from notifier.closes import Close
 from notifier.db.auth_store import AuthStore, Rotation
-from notifier.db.store import StoredUser
+from notifier.db.records import StoredUser
 from notifier.errors import InvalidGrantError, TokenError
 
 CloseSockets = Callable[[str, Close, Sequence[str] | None], Awaitable[None]]

@@ -10,7 +10,7 @@ import time
 from notifier.auth.credentials import digest, new_secret
 from notifier.auth.tokens import TokenClaims
 from notifier.db.auth_store import AuthStore
-from notifier.db.store import StoredUser
+from notifier.db.records import StoredUser
 from notifier.errors import TokenError
 
 
