@@ -2,9 +2,12 @@
 
 from urllib.parse import urlencode
 
+import pytest
 from starlette.requests import HTTPConnection
 
 from notifier.api.deps import COOKIE_NAME, Credential, Source, client_address, find_credential
+
+pytestmark = pytest.mark.unit
 
 
 def _connection(

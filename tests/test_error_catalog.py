@@ -9,11 +9,14 @@ import ast
 import inspect
 from pathlib import Path
 
+import pytest
 from clients import bearer
 from conftest import USER_PASSWORD, unique_name
 
 from notifier import errors
 from notifier.errors import NotifierError
+
+pytestmark = pytest.mark.integration
 
 PACKAGE = Path(errors.__file__).parent
 
