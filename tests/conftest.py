@@ -56,6 +56,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class PortTakenError(RuntimeError):
+    """The server could not bind its port: another process took it first."""
+
+
 @dataclass
 class ServerProcess:
     """A real `notifier serve` subprocess."""
@@ -94,6 +98,17 @@ class ServerProcess:
         return env
 
     def start(self, timeout: float = 30.0) -> None:
+        for _attempt in range(3):
+            try:
+                self._start_once(timeout)
+                return
+            except PortTakenError:
+                # free_port() released the port before the server bound it, and another
+                # process (another xdist worker's server) took it meanwhile: take another.
+                self.port = free_port()
+        self._start_once(timeout)
+
+    def _start_once(self, timeout: float) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "notifier", "serve", "--port", str(self.port), *self.serve_args],
@@ -105,7 +120,10 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+                output = self.log_path.read_text()
+                if "address already in use" in output.lower():
+                    raise PortTakenError(self.port)
+                raise RuntimeError(f"server exited early:\n{output}")
             try:
                 if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
                     return
