@@ -37,7 +37,7 @@ run: $(STAMP)
 test: $(STAMP) browser pgbouncer promtool
 	$(BIN)/ruff check notifier tests migrations bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadscope
 
 ## The unit tests only (no server, subprocess or service): seconds, for the edit-test loop.
 test-fast: $(STAMP)
