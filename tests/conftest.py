@@ -130,6 +130,9 @@ class ServerProcess:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
+        # Not left running: nothing would stop a server that never joined a fixture.
+        self.process.kill()
+        self.process.wait()
         raise RuntimeError(f"server did not become healthy:\n{self.log_path.read_text()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
