@@ -35,6 +35,9 @@ from jose import jwt
 pytest.register_assert_rewrite("clients")
 from clients import bearer  # noqa: E402
 
+from notifier.db.store import Store  # noqa: E402
+from notifier.migrate import upgrade  # noqa: E402
+
 # Every answer the tests get from a real server is checked against its /openapi.json.
 pytest_plugins = ["openapi_conformance"]
 
@@ -258,6 +261,25 @@ def backend_env(request: pytest.FixtureRequest, backend: str) -> dict[str, str]:
         "NOTIFIER_BROKER_URL": request.getfixturevalue("redis_url"),
         "NOTIFIER_BROKER_CHANNEL_PREFIX": f"notifier-test-{uuid.uuid4().hex[:12]}",
     }
+
+
+@pytest.fixture(scope="module")
+def database_url(request: pytest.FixtureRequest, backend: str, tmp_path_factory) -> str:
+    """A database of the module's backend of its own, migrated to the newest revision."""
+    env = backend_env(request, backend)
+    url = env.get(
+        "NOTIFIER_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'n.db'}"
+    )
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """A `Store` on `database_url`, closed after the test."""
+    store = Store(database_url)
+    yield store
+    await store.close()
 
 
 @pytest.fixture(scope="session")

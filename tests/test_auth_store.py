@@ -7,23 +7,11 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import backend_env
 
 from notifier.db.auth_store import AuthStore, Rotation
 from notifier.db.store import Store
-from notifier.migrate import upgrade
 
 pytestmark = [pytest.mark.integration, pytest.mark.backends]
-
-
-@pytest.fixture(scope="module")
-def database_url(request: pytest.FixtureRequest, backend: str, tmp_path_factory) -> str:
-    env = backend_env(request, backend)
-    url = env.get(
-        "NOTIFIER_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'a.db'}"
-    )
-    upgrade(url)
-    return url
 
 
 @pytest.fixture

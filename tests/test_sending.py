@@ -3,11 +3,10 @@ one batch, each send failing alone, per-user stream order, and idempotency keys 
 with a snapshot of what the first send stored."""
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from conftest import backend_env, unique_name
+from conftest import unique_name
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
@@ -21,28 +20,10 @@ from notifier.db.sending import (
     UnknownUsersError,
 )
 from notifier.db.store import Store
-from notifier.migrate import upgrade
 
 pytestmark = [pytest.mark.backends, pytest.mark.integration]
 
 DATA = {"n": 1, "ratio": 1e16, "nested": {"é": ["ü", None, True]}, "big": 2**70}
-
-
-@pytest.fixture(scope="module")
-def database_url(request: pytest.FixtureRequest, backend: str, tmp_path_factory) -> str:
-    env = backend_env(request, backend)
-    url = env.get(
-        "NOTIFIER_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 's.db'}"
-    )
-    upgrade(url)
-    return url
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    store = Store(database_url)
-    yield store
-    await store.close()
 
 
 async def _users(store: Store, count: int) -> list[tuple[int, str]]:

@@ -5,10 +5,9 @@ auth alike), and PostgreSQL's single retry of a unit whose connection died."""
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
 
 import pytest
-from conftest import backend_env, unique_name
+from conftest import unique_name
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
@@ -16,26 +15,8 @@ from notifier.db.auth_models import LoginThrottle
 from notifier.db.auth_store import AuthStore
 from notifier.db.models import User
 from notifier.db.store import Store
-from notifier.migrate import upgrade
 
 pytestmark = [pytest.mark.backends, pytest.mark.integration]
-
-
-@pytest.fixture(scope="module")
-def database_url(request: pytest.FixtureRequest, backend: str, tmp_path_factory) -> str:
-    env = backend_env(request, backend)
-    url = env.get(
-        "NOTIFIER_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'u.db'}"
-    )
-    upgrade(url)
-    return url
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    store = Store(database_url)
-    yield store
-    await store.close()
 
 
 def _count_users(name: str):
