@@ -142,13 +142,21 @@ def _log_end(scope: Scope, socket: Socket) -> None:
 
 
 Opened = tuple[Connection, SocketSession, int, int | None]
-"""An attached socket: its connection and session, its user's id and its `since`."""
+"""An attached socket: its connection and session, its user's id and where its stream
+starts (the client's `since`, or the user's head when the handshake completed)."""
 
 
 async def _open(websocket: WebSocket, socket: Socket, runtime: Services) -> Opened | None:
     """Authenticate, accept and attach; None if the socket was refused (and closed)."""
     auth = await _authenticate(websocket, runtime)
     since = _parse_since(websocket)
+    start_after = since if isinstance(since, int) else None
+    if since is None and not isinstance(auth, Close):
+        # Without `since` the stream starts where it stood when the handshake completed,
+        # not where it stands once the socket has joined its user's broker channel (a
+        # round trip or two later, more under a connect storm): what is stored in between
+        # is then replayed from the store instead of missed.
+        start_after, _ = await runtime.notifications.start_point(auth[0].id, None)
     await websocket.accept()
     # Everything the headers say has been read; uvicorn keeps the scope as long as the
     # socket, and an idle socket need not keep its headers.
@@ -200,7 +208,7 @@ async def _open(websocket: WebSocket, socket: Socket, runtime: Services) -> Open
     socket.username = user.username
     client = client_address(scope, with_port=True)
     log_event("socket.opened", user=user.username, since=since, client=client)
-    return connection, session, user.id, since
+    return connection, session, user.id, start_after
 
 
 async def _reject(socket: Socket, runtime: Services, close: Close) -> None:
