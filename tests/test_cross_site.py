@@ -1,3 +1,4 @@
+# ruff: noqa: F811
 """Cross-site requests with the session cookie: refused with 403 "origin not allowed".
 
 A page on another port of the same host is the same *site*, so `SameSite=Lax` lets the
@@ -5,16 +6,18 @@ cookie through; only the Origin (or Referer) tells the server another page start
 request. Real Chromium runs the attacks (auto-submitted forms); httpx covers each rule.
 """
 
-import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from clients import bearer, cookie, inbox
 from conftest import USER_PASSWORD, ServerProcess, free_port, unique_name
-from playwright.async_api import Browser, async_playwright
-from test_page import CHROMIUM, LAUNCH_ARGS
+from playwright.async_api import Browser
+
+# The page tests' one Chromium per session (skips or fails on CI without it); the tests
+# below take `browser` by name, as fixtures are (F811).
+from test_page import browser, chromium_path  # noqa: F401
 
 from notifier.api.cross_site import origin_allowed, referer_origin
 
@@ -207,29 +210,9 @@ def attacker() -> Iterator[AttackerPages]:
     pages.close()
 
 
-@pytest.fixture(scope="module")
-def chromium_executable() -> str:
-    if not os.path.exists(CHROMIUM):
-        reason = f"{CHROMIUM} is missing; run scripts/install-browser.sh"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {reason}")
-        pytest.skip(reason)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-async def chromium(chromium_executable: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium_executable, args=LAUNCH_ARGS
-        )
-        yield browser
-        await browser.close()
-
-
-async def attack(browser: Browser, server: ServerProcess, victim_token: str, url: str, path: str):
+async def attack(chromium: Browser, server: ServerProcess, victim_token: str, url: str, path: str):
     """Open `url` in a browser holding the victim's cookie; the response to `path`."""
-    context = await browser.new_context()
+    context = await chromium.new_context()
     try:
         await context.add_cookies(
             [
@@ -256,30 +239,30 @@ async def attack(browser: Browser, server: ServerProcess, victim_token: str, url
         await context.close()
 
 
-async def test_browser_form_to_read_all_is_refused(chromium, attacker, module_api) -> None:
+async def test_browser_form_to_read_all_is_refused(browser, attacker, module_api) -> None:
     server = module_api.server
     _username, token = await unread_user(module_api)
     url = attacker.form("read-all", f"{server.base_url}/notifications/read-all")
-    status, body, _cookies = await attack(chromium, server, token, url, "/notifications/read-all")
+    status, body, _cookies = await attack(browser, server, token, url, "/notifications/read-all")
     assert (status, body) == (403, REFUSED)
     assert (await inbox(module_api, token))["unread_count"] == 1
 
 
 async def test_browser_form_revoking_tokens_as_an_admin_is_refused(
-    chromium, attacker, module_api
+    browser, attacker, module_api
 ) -> None:
     server = module_api.server
     _admin, admin_token = await module_api.user_with_token(is_admin=True)
     bob, bob_token = await module_api.user_with_token()
     path = f"/users/{bob}/revoke-tokens"
     url = attacker.form("revoke", server.base_url + path)
-    status, body, _cookies = await attack(chromium, server, admin_token, url, path)
+    status, body, _cookies = await attack(browser, server, admin_token, url, path)
     assert (status, body) == (403, REFUSED)
     # Bob's token still works.
     assert (await module_api.client.get("/users/me", headers=bearer(bob_token))).status_code == 200
 
 
-async def test_browser_login_csrf_is_refused(chromium, attacker, module_api) -> None:
+async def test_browser_login_csrf_is_refused(browser, attacker, module_api) -> None:
     server = module_api.server
     victim, victim_token = await module_api.user_with_token()
     intruder = await module_api.create_user(unique_name("intruder"))
@@ -288,7 +271,7 @@ async def test_browser_login_csrf_is_refused(chromium, attacker, module_api) -> 
         f"{server.base_url}/session",
         {"username": intruder, "password": USER_PASSWORD},
     )
-    status, body, cookies = await attack(chromium, server, victim_token, url, "/session")
+    status, body, cookies = await attack(browser, server, victim_token, url, "/session")
     assert (status, body) == (403, LOGIN_REFUSED)
     # The victim's cookie was not replaced by the intruder's session.
     assert cookies["access_token"] == victim_token
